@@ -1,0 +1,3 @@
+module invoice-app
+
+go 1.24

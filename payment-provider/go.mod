@@ -1,0 +1,3 @@
+module payment-provider
+
+go 1.24
