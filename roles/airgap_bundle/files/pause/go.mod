@@ -1,0 +1,3 @@
+module airgap.local/pause
+
+go 1.22
