@@ -1,0 +1,227 @@
+"""The default render, object by object: namespaces, service accounts,
+Deployments, ConfigMap, Services, PodDisruptionBudgets."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+
+import pytest
+
+from manifests import PROJECT_ROOT, STANDARD_LABELS, container_port, containers, cpu_cores, memory_bytes
+
+PLATFORM_NAME = "invoice-platform"
+SERVICES = {
+    "invoice-app": {"namespace": "invoices", "port": 8081, "context": "invoice-app"},
+    "payment-provider": {"namespace": "payments", "port": 8082, "context": "payment-provider"},
+}
+PAYMENT_PROVIDER_URL = "http://payment-provider.payments.svc.cluster.local:8082"
+
+
+def _context_hash(context: str) -> str:
+    spec = importlib.util.spec_from_file_location("context_hash", PROJECT_ROOT / "plugins" / "lookup" / "context_hash.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.context_hash(str(PROJECT_ROOT / context))[:12]
+
+
+def test_every_template_is_rendered(renders):
+    """Each object template appears in at least one render, under its own name."""
+    rendered = {path.name for render in renders.values() for path in render.files}
+    templates = {
+        path.name.removesuffix(".j2")
+        for role in ("workloads", "team_access")
+        for path in (PROJECT_ROOT / "roles" / role / "templates").glob("*.yaml.j2")
+    }
+    assert templates, "no templates found"
+    assert templates <= rendered, f"never rendered: {sorted(templates - rendered)}"
+
+
+def test_one_kind_per_file_named_after_it(renders):
+    for render in renders.values():
+        for manifest in render.manifests:
+            stem = manifest.path.rsplit("/", 1)[-1].split(".")[0]
+            assert stem.split("-")[0] == manifest.kind.lower(), f"{manifest.path} holds a {manifest.kind}"
+
+
+def test_standard_labels_on_every_object(renders):
+    for render in renders.values():
+        for manifest in render.manifests:
+            labels = manifest.doc["metadata"].get("labels", {})
+            missing = [label for label in STANDARD_LABELS if not labels.get(label)]
+            assert not missing, f"{manifest.path}: missing {missing}"
+            assert labels["app.kubernetes.io/part-of"] == PLATFORM_NAME, manifest.path
+            assert labels["app.kubernetes.io/managed-by"] == "ansible", manifest.path
+
+
+def test_namespaced_objects_stay_in_the_service_namespaces(default):
+    for manifest in default.manifests:
+        if manifest.kind == "Namespace":
+            continue
+        service = manifest.path.split("/")[0]
+        assert manifest.namespace == SERVICES[service]["namespace"], manifest.path
+
+
+@pytest.mark.parametrize("namespace", ["invoices", "payments"])
+def test_namespace_enforces_restricted_pod_security(default, namespace):
+    labels = default.get("Namespace", namespace)["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+        assert labels.get(f"pod-security.kubernetes.io/{mode}-version"), f"{mode}-version label missing"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_account_does_not_mount_a_token(default, name):
+    namespace = SERVICES[name]["namespace"]
+    account = default.get("ServiceAccount", name, namespace)
+    assert account["automountServiceAccountToken"] is False
+    pod = default.get("Deployment", name, namespace)["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == name
+    assert pod["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_deployment_shape(default, name):
+    deployment = default.get("Deployment", name, SERVICES[name]["namespace"])
+    spec = deployment["spec"]
+    assert spec["replicas"] == 3
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    assert isinstance(spec["revisionHistoryLimit"], int) and 0 < spec["revisionHistoryLimit"] <= 10
+    assert isinstance(spec["template"]["spec"]["terminationGracePeriodSeconds"], int)
+    selector = spec["selector"]["matchLabels"]
+    assert selector.items() <= spec["template"]["metadata"]["labels"].items()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_deployment_image_is_content_tagged_and_local(default, name):
+    [container] = containers(default.get("Deployment", name, SERVICES[name]["namespace"]))
+    assert container["image"] == f"{name}:{_context_hash(SERVICES[name]['context'])}"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_pod_security_context(default, name):
+    pod = default.get("Deployment", name, SERVICES[name]["namespace"])["spec"]["template"]["spec"]
+    context = pod["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["runAsUser"] == 65532
+    assert context["runAsGroup"] == 65532
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_container_is_locked_down(default, name):
+    for container in containers(default.get("Deployment", name, SERVICES[name]["namespace"])):
+        context = container["securityContext"]
+        assert context["runAsNonRoot"] is True, container["name"]
+        assert context["runAsUser"] == 65532, container["name"]
+        assert context["runAsGroup"] == 65532, container["name"]
+        assert context["readOnlyRootFilesystem"] is True, container["name"]
+        assert context["allowPrivilegeEscalation"] is False, container["name"]
+        assert context.get("privileged", False) is False, container["name"]
+        assert context["capabilities"]["drop"] == ["ALL"], container["name"]
+        assert not context["capabilities"].get("add"), container["name"]
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}, container["name"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_probes_hit_the_service_port(default, name):
+    port = SERVICES[name]["port"]
+    [container] = containers(default.get("Deployment", name, SERVICES[name]["namespace"]))
+    assert [p["containerPort"] for p in container["ports"]] == [port]
+    expected = {"readinessProbe": "/readyz", "livenessProbe": "/healthz", "startupProbe": "/healthz"}
+    for probe, path in expected.items():
+        action = container[probe]["httpGet"]
+        assert action["path"] == path, probe
+        assert container_port(container, action["port"]) == port, probe
+    assert container["readinessProbe"] != container["livenessProbe"]
+
+
+def test_resources_are_set_and_small(default):
+    total_cpu = total_memory = 0.0
+    for deployment in default.kind("Deployment"):
+        for container in containers(deployment):
+            resources = container["resources"]
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= resources[kind].keys(), f"{container['name']} {kind}"
+            assert cpu_cores(resources["requests"]["cpu"]) <= cpu_cores(resources["limits"]["cpu"]) <= 0.5
+            assert memory_bytes(resources["requests"]["memory"]) <= memory_bytes(resources["limits"]["memory"])
+            assert memory_bytes(resources["limits"]["memory"]) <= 256 * 2**20
+            total_cpu += cpu_cores(resources["requests"]["cpu"]) * deployment["spec"]["replicas"]
+            total_memory += memory_bytes(resources["requests"]["memory"]) * deployment["spec"]["replicas"]
+    # Two CPUs on the CI node, shared with the control plane.
+    assert total_cpu <= 0.25, f"the pods request {total_cpu} CPUs"
+    assert total_memory <= 1024 * 2**20, f"the pods request {total_memory / 2**20} MiB"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_replicas_prefer_different_nodes(default, name):
+    template = default.get("Deployment", name, SERVICES[name]["namespace"])["spec"]["template"]
+    anti_affinity = template["spec"]["affinity"]["podAntiAffinity"]
+    # Soft: a single-node cluster must still take every replica.
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in anti_affinity
+    [term] = anti_affinity["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+
+
+def test_invoice_app_gets_the_payment_provider_url(default):
+    config = default.get("ConfigMap", "invoice-app", "invoices")
+    assert config["data"] == {"PAYMENT_PROVIDER_URL": PAYMENT_PROVIDER_URL}
+    deployment = default.get("Deployment", "invoice-app", "invoices")
+    [container] = containers(deployment)
+    assert {"configMapRef": {"name": "invoice-app"}} in container["envFrom"]
+    checksum = deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    assert re.fullmatch(r"[0-9a-f]{64}", checksum)
+
+
+def test_payment_provider_needs_no_config(default):
+    assert default.find("ConfigMap", "payment-provider") is None
+    [container] = containers(default.get("Deployment", "payment-provider", "payments"))
+    assert "envFrom" not in container and "env" not in container
+
+
+def test_payment_provider_is_cluster_internal(default):
+    service = default.get("Service", "payment-provider", "payments")
+    assert service["spec"]["type"] == "ClusterIP"
+    for port in service["spec"]["ports"]:
+        assert "nodePort" not in port
+        assert port["port"] == 8082
+    assert not default.kind("Ingress")
+
+
+def test_invoice_app_is_published_on_a_node_port(default):
+    service = default.get("Service", "invoice-app", "invoices")
+    assert service["spec"]["type"] == "NodePort"
+    [port] = service["spec"]["ports"]
+    assert port["nodePort"] == 30081
+    assert port["port"] == 8081
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_targets_the_pods(default, name):
+    namespace = SERVICES[name]["namespace"]
+    service = default.get("Service", name, namespace)
+    deployment = default.get("Deployment", name, namespace)
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    [container] = containers(deployment)
+    for port in service["spec"]["ports"]:
+        assert container_port(container, port["targetPort"]) == SERVICES[name]["port"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_disruption_budget_keeps_pods_serving(default, name):
+    namespace = SERVICES[name]["namespace"]
+    budget = default.get("PodDisruptionBudget", name, namespace)["spec"]
+    replicas = default.get("Deployment", name, namespace)["spec"]["replicas"]
+    labels = default.get("Deployment", name, namespace)["spec"]["template"]["metadata"]["labels"]
+    assert budget["selector"]["matchLabels"].items() <= labels.items()
+    if "maxUnavailable" in budget:
+        assert 1 <= budget["maxUnavailable"] < replicas
+    else:
+        assert 1 <= budget["minAvailable"] < replicas
+
+
+def test_no_autoscaler_by_default(default):
+    assert not default.kind("HorizontalPodAutoscaler")
