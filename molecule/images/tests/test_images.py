@@ -112,7 +112,8 @@ def test_image_user_is_numeric_non_root(service):
 
 
 def test_image_is_at_most_10_mb(service):
-    assert service["image"]["Size"] <= MAX_IMAGE_BYTES, f"{service['image']['RepoTags']} is {service['image']['Size']} bytes"
+    size = service["image"]["Size"]
+    assert size <= MAX_IMAGE_BYTES, f"{service['image']['RepoTags']} is {size} bytes"
 
 
 def test_container_runs_as_its_image_user(service):
