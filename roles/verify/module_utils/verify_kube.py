@@ -68,8 +68,10 @@ def raw_request(api, method, path, query=None, body=None, content_type="applicat
     headers = {"Accept": "application/json, */*"}
     if body is not None:
         headers["Content-Type"] = content_type
-        if not isinstance(body, (str, bytes)):
-            body = json.dumps(body)
+        # The client serialises JSON bodies itself (including +json patch
+        # types); a JSON body given as text is parsed so it is not encoded twice.
+        if "json" in content_type and isinstance(body, (str, bytes)):
+            body = json.loads(body)
     method, url, headers, body, post = api.param_serialize(
         method=method,
         resource_path=path,

@@ -1,0 +1,318 @@
+"""The decisions the verify role takes: what counts as paid, allowed, blocked."""
+
+import json
+
+import pytest
+
+EXPECTED = [
+    {"InvoiceId": "I1", "Value": 12.15, "Currency": "EUR"},
+    {"InvoiceId": "I2", "Value": 10.25, "Currency": "GBP"},
+    {"InvoiceId": "I3", "Value": 66.13, "Currency": "DKK"},
+]
+SERVICES = {
+    "invoice_app": {"name": "invoice-app", "namespace": "invoices", "team": "team-invoices", "port": 8081},
+    "payment_provider": {"name": "payment-provider", "namespace": "payments", "team": "team-payments", "port": 8082},
+}
+
+
+def invoices(paid=(), **override):
+    out = [dict(e, IsPaid=e["InvoiceId"] in paid) for e in EXPECTED]
+    for inv in out:
+        inv.update(override.get(inv["InvoiceId"], {}))
+    return out
+
+
+def test_invoice_problems_accepts_the_seed_data_paid_or_not(vf):
+    assert vf.verify_invoice_problems(invoices(), EXPECTED) == []
+    assert vf.verify_invoice_problems(invoices(paid=("I1", "I2", "I3")), EXPECTED) == []
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"error": "boom"}, "not a JSON list"),
+        (None, "not a JSON list"),
+        (invoices()[:2], "I3 is missing"),
+        (invoices() + [dict(InvoiceId="I9", Value=1, Currency="EUR", IsPaid=False)], "unexpected invoice I9"),
+        (invoices(I2={"Value": 10.26}), "I2 is 10.26 GBP"),
+        (invoices(I3={"Currency": "EUR"}), "I3 is 66.13 EUR"),
+        (invoices(I1={"IsPaid": "yes"}), "non-boolean"),
+        (invoices() + invoices()[:1], "listed twice"),
+        ([{"InvoiceId": "I1"}], "unexpected entry"),
+    ],
+)
+def test_invoice_problems_names_what_is_wrong(vf, body, fragment):
+    problems = vf.verify_invoice_problems(body, EXPECTED)
+    assert any(fragment in p for p in problems), problems
+
+
+def test_unpaid_ids(vf):
+    assert vf.verify_unpaid_ids(invoices()) == ["I1", "I2", "I3"]
+    assert vf.verify_unpaid_ids(invoices(paid=("I2",))) == ["I1", "I3"]
+    assert vf.verify_unpaid_ids(invoices(paid=("I1", "I2", "I3"))) == []
+    # A string "true" is not paid.
+    assert vf.verify_unpaid_ids(invoices(paid=("I1", "I2"), I3={"IsPaid": "true"})) == ["I3"]
+
+
+def test_replica_problems_require_every_replica_paid(vf):
+    results = [
+        {"item": "pod-a", "status": 200, "json": invoices(paid=("I1", "I2", "I3"))},
+        {"item": "pod-b", "status": 200, "json": invoices(paid=("I1",))},
+        {"item": "pod-c", "status": 503, "reason": "Service Unavailable", "body": "no endpoints"},
+    ]
+    problems = vf.verify_replica_problems(results, EXPECTED, True)
+    assert "replica pod-b still shows I2, I3 unpaid" in problems
+    assert any(p.startswith("replica pod-c answered 503") and "no endpoints" in p for p in problems)
+    assert not any("pod-a" in p for p in problems)
+    assert vf.verify_replica_problems(results[:2], EXPECTED, False) == []
+
+
+LOG = "\n".join([
+    json.dumps({"time": "t", "level": "INFO", "msg": "listening", "addr": ":8082"}),
+    json.dumps({"time": "t1", "level": "INFO", "msg": "payment accepted", "id": "I1", "value": 12.15, "currency": "EUR", "duplicate": False}),
+    json.dumps({"time": "t1", "level": "INFO", "msg": "request", "method": "POST", "path": "/payments/pay", "status": 200}),
+    "panic: not json",
+    json.dumps({"time": "t2", "level": "INFO", "msg": "payment accepted", "id": "I2", "value": 10.25, "currency": "GBP", "duplicate": True}),
+])
+
+
+def test_payment_log_reads_only_accepted_payments(vf):
+    entries = vf.verify_payment_log(LOG)
+    assert [(e["id"], e["value"], e["currency"], e["duplicate"]) for e in entries] == [
+        ("I1", 12.15, "EUR", False), ("I2", 10.25, "GBP", True)]
+    assert vf.verify_payment_log("") == []
+    assert vf.verify_payment_log(None) == []
+
+
+def test_payment_problems_match_each_payment_made(vf):
+    logged = vf.verify_payment_log(LOG)
+    assert vf.verify_payment_problems(["I1", "I2"], logged, EXPECTED) == []
+    # Paid twice (two replicas) but logged once: a payment never arrived.
+    problems = vf.verify_payment_problems(["I1", "I1", "I2"], logged, EXPECTED)
+    assert problems == ["invoice-app paid I1 2 time(s) in this run, payment-provider logged 1"]
+    assert vf.verify_payment_problems(["I3"], logged, EXPECTED) == [
+        "invoice-app paid I3 1 time(s) in this run, payment-provider logged 0"]
+
+
+def test_payment_problems_catch_wrong_amounts(vf):
+    logged = [dict(id="I1", value=12.16, currency="EUR", duplicate=False, time="t")]
+    assert vf.verify_payment_problems(["I1"], logged, EXPECTED) == [
+        "payment-provider logged I1 as 12.16 EUR, expected 12.15 EUR"]
+
+
+def test_ready_pods(vf):
+    def pod(name, phase="Running", ready="True", deleting=False):
+        meta = {"name": name}
+        if deleting:
+            meta["deletionTimestamp"] = "2025-01-01T00:00:00Z"
+        return {"metadata": meta, "status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready}]}}
+
+    pods = [pod("c"), pod("a"), pod("b", ready="False"), pod("d", phase="Pending"), pod("e", deleting=True)]
+    assert vf.verify_ready_pods(pods) == ["a", "c"]
+    assert vf.verify_pod_phases(pods[-1:]) == ["e=Running (terminating)"]
+
+
+def test_selector_and_labels(vf):
+    assert vf.verify_selector({"b": "2", "a": "1"}) == ["a=1", "b=2"]
+    objs = [{"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}, {"metadata": {}}]
+    assert vf.verify_label_values(objs, "pod-security.kubernetes.io/enforce") == ["restricted", ""]
+
+
+def test_exposed_services(vf):
+    services = [
+        {"metadata": {"name": "ok"}, "spec": {"type": "ClusterIP", "ports": [{"port": 8082}]}},
+        {"metadata": {"name": "np"}, "spec": {"type": "NodePort", "ports": [{"port": 8082, "nodePort": 30082}]}},
+        {"metadata": {"name": "ext"}, "spec": {"type": "ClusterIP", "externalIPs": ["1.2.3.4"], "ports": []}},
+    ]
+    exposed = vf.verify_exposed_services(services)
+    assert [e["name"] for e in exposed] == ["np", "ext"]
+    assert exposed[0]["reasons"] == ["type NodePort", "nodePort 30082"]
+
+
+def test_teams(vf):
+    teams = vf.verify_teams(SERVICES)
+    assert teams == [
+        dict(team="team-invoices", user="team-invoices-member", namespace="invoices", service="invoice-app", key="invoice_app"),
+        dict(team="team-payments", user="team-payments-member", namespace="payments", service="payment-provider",
+             key="payment_provider"),
+    ]
+
+
+TARGETS = [
+    dict(namespace="invoices", pod="invoice-app-1", deployment="invoice-app"),
+    dict(namespace="payments", pod="payment-provider-1", deployment="payment-provider"),
+]
+
+
+def test_rbac_matrix_size_and_expectations(vf):
+    cells = vf.verify_rbac_cells(vf.verify_teams(SERVICES), TARGETS, "/creds/", "2025-01-01T00:00:00Z")
+    # 2 teams x (7 namespaced actions x 2 namespaces + 2 cluster-scoped).
+    assert len(cells) == 32
+    allowed = [c for c in cells if c["expect"] == "allowed"]
+    assert len(allowed) == 10
+    assert all(c["namespace"] == ("invoices" if c["team"] == "team-invoices" else "payments") for c in allowed)
+    assert not any("secret" in c["action"] for c in allowed)
+    assert all(c["expect"] == "forbidden" for c in cells if c["namespace"] == "(cluster)")
+    assert {c["kubeconfig"] for c in cells} == {"/creds/team-invoices.kubeconfig", "/creds/team-payments.kubeconfig"}
+    restart = [c for c in cells if c["method"] == "PATCH"]
+    assert len(restart) == 4 and all(c["query"] == {"dryRun": "All"} for c in restart)
+    logs = [c for c in cells if c["action"] == "read pod logs" and c["namespace"] == "payments"]
+    assert logs[0]["path"] == "/api/v1/namespaces/payments/pods/payment-provider-1/log"
+
+
+def forbidden(msg="forbidden"):
+    return {"status": 403, "json": {"kind": "Status", "reason": "Forbidden", "message": msg}, "body": "{}"}
+
+
+def test_rbac_outcome_judges_each_answer(vf):
+    cells = vf.verify_rbac_cells(vf.verify_teams(SERVICES), TARGETS, "/c", "STAMP")
+    by = {(c["team"], c["namespace"], c["action"]): c for c in cells}
+    list_own = by[("team-invoices", "invoices", "list pods")]
+    assert vf.verify_rbac_outcome(list_own, {"status": 200, "json": {"kind": "PodList"}})["ok"]
+    # A 200 of the wrong kind is not proof.
+    assert not vf.verify_rbac_outcome(list_own, {"status": 200, "json": {"kind": "Status"}})["ok"]
+    # Forbidden where it should be allowed.
+    out = vf.verify_rbac_outcome(list_own, forbidden("User cannot list"))
+    assert not out["ok"] and out["observed"] == "forbidden" and out["evidence"] == "User cannot list"
+
+    other = by[("team-invoices", "payments", "list pods")]
+    assert vf.verify_rbac_outcome(other, forbidden())["ok"]
+    assert not vf.verify_rbac_outcome(other, {"status": 200, "json": {"kind": "PodList"}})["ok"]
+    # 401 (bad credential) or 404 is not a proof of "forbidden".
+    assert not vf.verify_rbac_outcome(other, {"status": 401, "json": {"reason": "Unauthorized"}})["ok"]
+    secret = by[("team-invoices", "invoices", "read a secret")]
+    assert not vf.verify_rbac_outcome(secret, {"status": 404, "json": {"reason": "NotFound"}})["ok"]
+    assert vf.verify_rbac_outcome(secret, forbidden())["ok"]
+
+    restart = by[("team-invoices", "invoices", "restart deployment (server-side dry run)")]
+    answer = {"status": 200, "json": {"kind": "Deployment", "spec": {"template": {"metadata": {
+        "annotations": {"kubectl.kubernetes.io/restartedAt": "STAMP"}}}}}}
+    assert vf.verify_rbac_outcome(restart, answer)["ok"]
+    answer["json"]["spec"]["template"]["metadata"]["annotations"] = {}
+    assert not vf.verify_rbac_outcome(restart, answer)["ok"]
+
+
+def test_rbac_summary(vf):
+    cells = vf.verify_rbac_cells(vf.verify_teams(SERVICES), TARGETS, "/c", "S")
+    answers = [{"status": 200, "json": {"kind": c["kind"]}} if c["expect"] == "allowed" else forbidden() for c in cells]
+    for a, c in zip(answers, cells):
+        if c["restart_stamp"]:
+            a["json"]["spec"] = {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "S"}}}}
+    summary = vf.verify_rbac_summary(vf.verify_rbac_outcomes(cells, answers))
+    assert (summary["cells"], summary["allowed"], summary["denied"], summary["api_calls"], summary["passed"]) == (32, 10, 22, 32, 32)
+    assert summary["mismatches"] == []
+    answers[0] = forbidden()
+    assert len(vf.verify_rbac_summary(vf.verify_rbac_outcomes(cells, answers))["mismatches"]) == 1
+    with pytest.raises(ValueError):
+        vf.verify_rbac_outcomes(cells, answers[:-1])
+
+
+def test_rbac_targets(vf):
+    teams = vf.verify_teams(SERVICES)
+    pods = [{"resources": [{"metadata": {"name": "ia-2"}, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}]},
+            {"resources": [{"metadata": {"name": "pp-1"}, "status": {"phase": "Pending"}}]}]
+    deps = [{"item": teams[0], "resources": [{"metadata": {"name": "invoice-app"}}]}, {"item": teams[1], "resources": []}]
+    assert vf.verify_rbac_targets(pods, deps) == [
+        dict(namespace="invoices", pod="ia-2", deployment="invoice-app"),
+        dict(namespace="payments", pod="pp-1", deployment="payment-provider"),
+    ]
+
+
+CATALOGUE = [
+    dict(name="outside-namespace", namespace="probe", as_invoice_app=False, blocked=True),
+    dict(name="invoices-as-invoice-app", namespace="invoices", as_invoice_app=True, blocked=False),
+]
+INVOICE_LABELS = {"app.kubernetes.io/name": "invoice-app", "app.kubernetes.io/instance": "invoice-app"}
+
+
+def plan(vf, selected=("outside-namespace", "invoices-as-invoice-app"), enforced=True):
+    return vf.verify_probe_plan(CATALOGUE, list(selected), enforced, INVOICE_LABELS, {"app.kubernetes.io/part-of": "p"},
+                                "p/verify-probe", "pp.payments.svc.cluster.local",
+                                {"http-service": "http://pp:8082/healthz", "http-pod": "http://10.0.0.1:8082/healthz"}, 5, 20)
+
+
+def test_probe_plan(vf):
+    outside, labelled = plan(vf)
+    assert outside["expect"] == "blocked" and labelled["expect"] == "connect"
+    assert outside["labels"] == {"app.kubernetes.io/part-of": "p", "app.kubernetes.io/name": "netprobe",
+                                 "p/verify-probe": "outside-namespace"}
+    assert labelled["labels"]["app.kubernetes.io/name"] == "invoice-app"
+    assert labelled["labels"]["app.kubernetes.io/instance"] == "invoice-app"
+    assert [c["name"] for c in outside["containers"]] == ["dns", "http-pod", "http-service"]
+    assert outside["containers"][0]["args"] == ["-timeout", "5s", "-attempts", "20", "dns", "pp.payments.svc.cluster.local"]
+    # A request that must be blocked gets one attempt; one that must connect gets retries.
+    assert outside["containers"][2]["args"] == ["-timeout", "5s", "-attempts", "1", "http", "GET", "http://pp:8082/healthz"]
+    assert labelled["containers"][2]["args"][3] == "20"
+
+
+def test_probe_plan_without_enforcement_expects_connections(vf):
+    assert [p["expect"] for p in plan(vf, enforced=False)] == ["connect", "connect"]
+    assert [p["name"] for p in plan(vf, selected=["outside-namespace"])] == ["outside-namespace"]
+    with pytest.raises(ValueError, match="unknown probe"):
+        plan(vf, selected=["nope"])
+
+
+def finished_pod(codes, phase="Failed"):
+    return {"status": {"phase": phase, "containerStatuses": [
+        {"name": n, "state": {"terminated": {"exitCode": c, "reason": "Completed" if c == 0 else "Error"}}} for n, c in codes.items()]}}
+
+
+def line(**kw):
+    return json.dumps(kw)
+
+
+def test_probe_verdict_blocked(vf):
+    probe = plan(vf)[0]
+    logs = {"dns": line(mode="dns", ok=True, addresses=["10.96.0.10"], attempts=1),
+            "http-service": line(mode="http", ok=False, kind="timeout", error="deadline", attempts=1),
+            "http-pod": line(mode="http", ok=False, kind="refused", error="refused", attempts=1)}
+    verdict = vf.verify_probe_verdict(finished_pod({"dns": 0, "http-service": 1, "http-pod": 1}), logs, probe)
+    assert verdict["ok"], verdict
+    # Connecting where it must be blocked fails the probe.
+    logs["http-pod"] = line(mode="http", ok=True, status=200, attempts=1)
+    verdict = vf.verify_probe_verdict(finished_pod({"dns": 0, "http-service": 1, "http-pod": 0}), logs, probe)
+    assert not verdict["ok"]
+    assert [c["seen"] for c in verdict["checks"] if not c["ok"]] == ["answered HTTP 200"]
+
+
+def test_probe_verdict_dns_failure_is_not_a_block(vf):
+    probe = plan(vf)[0]
+    logs = {"dns": line(mode="dns", ok=False, kind="dns", error="no such host"),
+            "http-service": line(mode="http", ok=False, kind="dns", error="no such host"),
+            "http-pod": line(mode="http", ok=False, kind="timeout", error="deadline")}
+    verdict = vf.verify_probe_verdict(finished_pod({"dns": 1, "http-service": 1, "http-pod": 1}), logs, probe)
+    assert not verdict["ok"]
+    assert {c["container"] for c in verdict["checks"] if not c["ok"]} == {"dns", "http-service"}
+
+
+def test_probe_verdict_connect(vf):
+    probe = plan(vf)[1]
+    logs = {"dns": line(ok=True, addresses=["10.96.0.10"]), "http-service": line(ok=True, status=200, attempts=3),
+            "http-pod": line(ok=True, status=200, attempts=1)}
+    assert vf.verify_probe_verdict(finished_pod({"dns": 0, "http-service": 0, "http-pod": 0}, "Succeeded"), logs, probe)["ok"]
+    logs["http-service"] = line(ok=False, kind="timeout", error="deadline", attempts=20)
+    assert not vf.verify_probe_verdict(finished_pod({"dns": 0, "http-service": 1, "http-pod": 0}), logs, probe)["ok"]
+
+
+def test_probe_verdict_unfinished_pod(vf):
+    probe = plan(vf)[0]
+    pod = {"status": {"phase": "Pending", "containerStatuses": [
+        {"name": "dns", "state": {"waiting": {"reason": "ErrImageNeverPull", "message": "image not present"}}}]}}
+    verdict = vf.verify_probe_verdict(pod, {"dns": "container is waiting to start"}, probe)
+    assert not verdict["ok"]
+    assert verdict["waiting"] == ["dns: ErrImageNeverPull image not present"]
+    assert verdict["checks"][0]["seen"].startswith("no result line")
+    assert not vf.verify_probe_verdict({}, {}, probe)["ok"]
+
+
+def test_summaries(vf):
+    assert vf.verify_start_state({"a": ["I1", "I2", "I3"], "b": ["I1", "I2", "I3"]}, 3).startswith("every replica started")
+    assert "rerun" in vf.verify_start_state({"a": [], "b": []}, 3)
+    assert vf.verify_start_state({"a": [], "b": ["I1"]}, 3).startswith("unpaid per replica")
+    assert vf.verify_join_counts(["I2", "I1", "I1"]) == "I1 x2, I2 x1"
+    assert vf.verify_join_counts([]) == "none"
+    assert vf.verify_url_host("10.1.2.3") == "10.1.2.3"
+    assert vf.verify_url_host("fd00::1") == "[fd00::1]"
+    row = vf.verify_table_row({"name": "pay_flow", "status": "PASS", "summary": "a\n  b"})
+    assert row.split() == ["pay_flow", "PASS", "a", "b"]
+    assert vf.verify_generations([{"resources": [{"metadata": {"generation": 3}}]}, {"resources": []}]) == [3, None]

@@ -1,0 +1,191 @@
+"""The role's modules, run by Ansible against a small fake API server."""
+
+import base64
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+ROLE = pathlib.Path(__file__).resolve().parents[2]
+BIN = pathlib.Path(sys.executable).parent
+TOKEN = "fake-token"
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+# An empty configuration, so the project's ansible.cfg (callbacks, inventory) stays out.
+CONFIG = pathlib.Path(tempfile.mkdtemp()) / "ansible.cfg"
+CONFIG.write_text("[defaults]\n")
+
+
+class FakeAPI(BaseHTTPRequestHandler):
+    # Keep-alive, as a real API server does; the client reuses connections.
+    protocol_version = "HTTP/1.1"
+    csrs = {}
+    seen = []
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, doc=None, text=None):
+        raw = (text if text is not None else json.dumps(doc)).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain" if text is not None else "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def handle_any(self):
+        url = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        FakeAPI.seen.append(dict(method=self.command, path=url.path, query=query, body=body,
+                                 content_type=self.headers.get("Content-Type"), auth=self.headers.get("Authorization")))
+        if self.headers.get("Authorization") != "Bearer " + TOKEN:
+            return self.reply(401, {"kind": "Status", "reason": "Unauthorized"})
+        path, method = url.path, self.command
+        if path == "/api/v1/namespaces/a/pods" and method == "GET":
+            return self.reply(200, {"kind": "PodList", "items": []})
+        if path == "/api/v1/namespaces/b/pods":
+            return self.reply(403, {"kind": "Status", "reason": "Forbidden", "message": 'User "x" cannot list resource "pods"'})
+        if path == "/api/v1/namespaces/a/pods/p/log":
+            return self.reply(200, text="container=%s since=%s\n" % (query.get("container"), query.get("sinceTime")))
+        if path == "/apis/apps/v1/namespaces/a/deployments/d" and method == "PATCH":
+            return self.reply(200, {"kind": "Deployment", "dryRun": query.get("dryRun"), "patch": json.loads(body)})
+        if path.startswith("/apis/certificates.k8s.io/v1/certificatesigningrequests/"):
+            return self.csr(path.rsplit("/", 2), method, body)
+        return self.reply(404, {"kind": "Status", "reason": "NotFound"})
+
+    def csr(self, parts, method, body):
+        if parts[-1] == "approval" and method == "PUT":
+            name = parts[-2]
+            doc = json.loads(body)
+            conds = doc["status"]["conditions"]
+            if conds[-1]["type"] != "Approved" or conds[-1]["status"] != "True":
+                return self.reply(422, {"kind": "Status", "message": "bad condition"})
+            FakeAPI.csrs[name]["status"]["conditions"] = conds
+            if name != "never-signed":
+                FakeAPI.csrs[name]["status"]["certificate"] = base64.b64encode(PEM.encode()).decode()
+            return self.reply(200, FakeAPI.csrs[name])
+        name = parts[-1]
+        if name not in FakeAPI.csrs:
+            return self.reply(404, {"kind": "Status", "reason": "NotFound"})
+        return self.reply(200, FakeAPI.csrs[name])
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeAPI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    kubeconfig = tmp_path_factory.mktemp("kube") / "config"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake-cluster", "cluster": {"server": "http://127.0.0.1:%d" % server.server_port,
+                                                           "certificate-authority-data": "Q0EK"}}],
+        "users": [{"name": "u", "user": {"token": TOKEN}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake-cluster", "user": "u"}}],
+    }))
+    yield str(kubeconfig)
+    server.shutdown()
+
+
+def run_module(name, args, check=False):
+    env = dict(os.environ, ANSIBLE_LIBRARY=str(ROLE / "library"), ANSIBLE_MODULE_UTILS=str(ROLE / "module_utils"),
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+               ANSIBLE_CONFIG=str(CONFIG))
+    cmd = [str(BIN / "ansible"), "localhost", "-c", "local", "-i", "localhost,", "-e",
+           "ansible_python_interpreter=" + sys.executable, "-m", name, "-a", json.dumps(args)]
+    if check:
+        cmd.append("--check")
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip(), out.stderr
+    doc = json.loads(out.stdout)
+    return doc["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def test_request_returns_success_and_error_statuses(api):
+    ok = run_module("verify_kube_request", dict(kubeconfig=api, path="/api/v1/namespaces/a/pods", query={"limit": 5}))
+    assert ok["status"] == 200 and ok["json"]["kind"] == "PodList" and not ok["changed"] and not ok.get("failed")
+    assert FakeAPI.seen[-1]["query"] == {"limit": "5"}
+    no = run_module("verify_kube_request", dict(kubeconfig=api, path="/api/v1/namespaces/b/pods"))
+    assert no["status"] == 403 and no["json"]["reason"] == "Forbidden" and not no.get("failed")
+
+
+def test_request_reads_text_and_sends_patches(api):
+    log = run_module("verify_kube_request", dict(kubeconfig=api, path="/api/v1/namespaces/a/pods/p/log",
+                                                  query={"container": "dns", "sinceTime": "2025-01-01T00:00:00Z"}))
+    assert log["body"] == "container=dns since=2025-01-01T00:00:00Z\n" and "json" not in log
+    patch = run_module("verify_kube_request", dict(
+        kubeconfig=api, method="PATCH", path="/apis/apps/v1/namespaces/a/deployments/d", query={"dryRun": "All"},
+        body={"spec": {"replicas": 3}}, content_type="application/strategic-merge-patch+json"))
+    assert patch["json"] == {"kind": "Deployment", "dryRun": "All", "patch": {"spec": {"replicas": 3}}}
+    assert FakeAPI.seen[-1]["content_type"] == "application/strategic-merge-patch+json"
+    # A dry run changes nothing.
+    assert patch["changed"] is False
+
+
+def test_request_in_check_mode_sends_no_write(api):
+    before = len(FakeAPI.seen)
+    res = run_module("verify_kube_request", dict(kubeconfig=api, method="POST", path="/api/v1/namespaces/a/pods",
+                                                  body={}), check=True)
+    assert res["status"] == -1 and res["changed"] and len(FakeAPI.seen) == before
+
+
+def test_request_reports_connection_failure_as_status(tmp_path):
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": TOKEN}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    res = run_module("verify_kube_request", dict(kubeconfig=str(kubeconfig), path="/api", timeout=3))
+    assert res["status"] == -1 and not res.get("failed") and res["reason"]
+
+
+def test_csr_approve_appends_approval_and_returns_pem(api):
+    FakeAPI.csrs["c1"] = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+                          "metadata": {"name": "c1"}, "spec": {"signerName": "kubernetes.io/kube-apiserver-client"},
+                          "status": {}}
+    res = run_module("verify_csr_approve", dict(kubeconfig=api, name="c1", reason="Because"))
+    assert res["changed"] and res["approved"] and res["certificate"] == PEM, res
+    put = [s for s in FakeAPI.seen if s["method"] == "PUT"][-1]
+    assert put["path"].endswith("/c1/approval")
+    cond = json.loads(put["body"])["status"]["conditions"][-1]
+    assert (cond["type"], cond["status"], cond["reason"]) == ("Approved", "True", "Because")
+    # Approved already: nothing to change.
+    again = run_module("verify_csr_approve", dict(kubeconfig=api, name="c1"))
+    assert not again["changed"] and again["certificate"] == PEM
+
+
+def test_csr_approve_fails_on_denied_or_unsigned(api):
+    FakeAPI.csrs["denied"] = {"metadata": {"name": "denied"}, "spec": {},
+                              "status": {"conditions": [{"type": "Denied", "status": "True", "message": "no"}]}}
+    res = run_module("verify_csr_approve", dict(kubeconfig=api, name="denied"))
+    assert res["failed"] and "Denied" in res["msg"]
+    FakeAPI.csrs["never-signed"] = {"metadata": {"name": "never-signed"}, "spec": {"signerName": "s"}, "status": {}}
+    res = run_module("verify_csr_approve", dict(kubeconfig=api, name="never-signed", wait_timeout=2))
+    assert res["failed"] and "no certificate was issued" in res["msg"]
+    res = run_module("verify_csr_approve", dict(kubeconfig=api, name="missing"))
+    assert res["failed"] and "404" in res["msg"]
+
+
+def test_cluster_info_reads_no_user_data(api, tmp_path):
+    res = run_module("verify_cluster_info", dict(kubeconfig=api, context="fake"))
+    assert res["cluster"] == "fake-cluster" and res["server"].startswith("http://127.0.0.1:")
+    assert res["certificate_authority_data"] == "Q0EK" and TOKEN not in json.dumps(res)
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(b"CA\n")
+    cfg = tmp_path / "config"
+    cfg.write_text(json.dumps({"clusters": [{"name": "c", "cluster": {"server": "https://x", "certificate-authority": "ca.crt"}}],
+                               "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    res = run_module("verify_cluster_info", dict(kubeconfig=str(cfg), context="c"))
+    assert res["certificate_authority_data"] == base64.b64encode(b"CA\n").decode()
+    res = run_module("verify_cluster_info", dict(kubeconfig=str(cfg), context="nope"))
+    assert res["failed"] and "nope" in res["msg"]
