@@ -1,0 +1,88 @@
+"""Fixtures for the end-to-end scenario's tests.
+
+The tests drive the verify role exactly as test.sh does (`ansible-playbook
+playbooks/verify.yml` from the project root) and assert on its JSON report,
+and they check the live cluster themselves with the kubernetes client.
+Outside molecule they are skipped (see molecule/conftest.py): they would
+otherwise act on whatever cluster this machine runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from e2e import BIN, PROJECT_ROOT, clean_env, extra_var_args, run_verify
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("MOLECULE_INVENTORY_FILE"):
+        return
+    skip = pytest.mark.skip(reason="end-to-end test: run it with `molecule verify` or `molecule test`")
+    for item in items:
+        if HERE in Path(str(item.path)).resolve().parents:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def facts() -> dict:
+    """The shared facts from inventory/group_vars, rendered by Ansible."""
+    names = ["platform_kubeconfig", "platform_kube_context", "platform_services", "platform_invoice_app_url",
+             "platform_images", "minikube_profile", "platform_cluster"]
+    expr = "{{ {" + ", ".join(f"'{n}': {n} | default(none)" for n in names) + "} | to_json }}"
+    env = clean_env()
+    env.update(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    out = subprocess.run([str(BIN / "ansible"), "localhost", *extra_var_args(), "-m", "ansible.builtin.debug",
+                          "-a", f"msg={expr}"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # ansible.cfg's profile_tasks callback prints timing lines around the JSON.
+    doc, _ = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{"):])
+    msg = doc["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
+    return json.loads(msg) if isinstance(msg, str) else msg
+
+
+@pytest.fixture(scope="session")
+def api(facts):
+    from kubernetes import config
+
+    client = config.new_client_from_config(config_file=facts["platform_kubeconfig"],
+                                           context=facts["platform_kube_context"])
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def core(api):
+    from kubernetes import client
+
+    return client.CoreV1Api(api)
+
+
+@pytest.fixture(scope="session")
+def apps(api):
+    from kubernetes import client
+
+    return client.AppsV1Api(api)
+
+
+@pytest.fixture(scope="session")
+def networking(api):
+    from kubernetes import client
+
+    return client.NetworkingV1Api(api)
+
+
+@pytest.fixture(scope="session")
+def services(facts) -> dict:
+    return facts["platform_services"]
+
+
+@pytest.fixture(scope="session")
+def verify_run(tmp_path_factory):
+    """One full run of playbooks/verify.yml, every check, default settings."""
+    return run_verify(tmp_path_factory.mktemp("verify"), "full")

@@ -1,0 +1,44 @@
+"""Helpers for the end-to-end tests: run Ansible the way test.sh does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+BIN = Path(sys.executable).parent
+
+
+def clean_env() -> dict[str, str]:
+    """The environment of a plain `ansible-playbook` run from the project
+    root: molecule's ANSIBLE_* settings (its ephemeral ansible.cfg, relative
+    roles path) would change what runs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", PATH=f"{BIN}:{env.get('PATH', '')}")
+    return env
+
+
+def extra_var_args() -> list[str]:
+    """The same extra variables molecule's converge got (offline bundle)."""
+    vars_file = os.environ.get("PLATFORM_VARS_FILE")
+    return ["-e", f"@{vars_file}"] if vars_file else []
+
+
+def ansible_playbook(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "ansible-playbook"), *extra_var_args(), *args], cwd=PROJECT_ROOT,
+                          env=clean_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def run_verify(tmp_path: Path, name: str, **variables) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run playbooks/verify.yml with variables; return the run and its report."""
+    report = tmp_path / f"{name}-report.json"
+    variables["verify_report_path"] = str(report)
+    varfile = tmp_path / f"{name}-vars.json"
+    varfile.write_text(json.dumps(variables))
+    run = ansible_playbook("playbooks/verify.yml", "-e", f"@{varfile}")
+    (tmp_path / f"{name}.log").write_text(run.stdout + run.stderr)
+    assert report.exists(), f"verify.yml wrote no report (rc {run.returncode}):\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
+    return run, json.loads(report.read_text())
