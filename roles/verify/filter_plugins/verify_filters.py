@@ -436,7 +436,11 @@ def verify_psa_summary(namespace_results, privileged_results, compliant_results)
 
 def verify_table_row(result):
     """One line of the summary table."""
-    return "%-18s %-4s  %s" % (result["name"], result["status"], " ".join(str(result.get("summary") or "").split()))
+    text = result.get("summary") or ""
+    if result["status"] != "PASS":
+        text = result.get("evidence") or text
+        text = text if len(text) <= 300 else text[:297] + "..."
+    return "%-18s %-4s  %s" % (result["name"], result["status"], " ".join(str(text).split()))
 
 
 class FilterModule(object):
