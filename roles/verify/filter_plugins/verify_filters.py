@@ -339,6 +339,30 @@ def verify_probe_plan(catalogue, selected, enforced, invoice_app_labels, base_la
     return plan
 
 
+def verify_probe_log_requests(probes):
+    """One log request per probe container, in plan order."""
+    return [dict(path="/api/v1/namespaces/%s/pods/%s/log" % (p["namespace"], p["pod"]), query={"container": c["name"]})
+            for p in probes for c in p["containers"]]
+
+
+def verify_probe_verdicts(probes, pods, responses):
+    """verify_probe_verdict for every planned probe, given the probe pods
+    found and the answers to verify_probe_log_requests(probes)."""
+    answers = iter(responses)
+    verdicts = []
+    for probe in probes:
+        logs = dict((c["name"], next(answers).get("body", "")) for c in probe["containers"])
+        pod = next((p for p in pods if (p.get("metadata") or {}).get("namespace") == probe["namespace"]
+                    and (p.get("metadata") or {}).get("name") == probe["pod"]), {})
+        verdicts.append(verify_probe_verdict(pod, logs, probe))
+    return verdicts
+
+
+def verify_pick(mapping, keys):
+    """The given keys of a dict, leaving out those whose value is None."""
+    return dict((k, mapping[k]) for k in keys if mapping.get(k) is not None)
+
+
 def verify_url_host(address):
     """An IP address as a URL host: IPv6 in brackets."""
     return "[%s]" % address if ":" in address else address
@@ -472,4 +496,7 @@ class FilterModule(object):
             verify_probe_verdict=verify_probe_verdict,
             verify_probe_plan=verify_probe_plan,
             verify_url_host=verify_url_host,
+            verify_probe_log_requests=verify_probe_log_requests,
+            verify_probe_verdicts=verify_probe_verdicts,
+            verify_pick=verify_pick,
         )

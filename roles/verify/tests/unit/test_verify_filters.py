@@ -316,3 +316,26 @@ def test_summaries(vf):
     row = vf.verify_table_row({"name": "pay_flow", "status": "PASS", "summary": "a\n  b"})
     assert row.split() == ["pay_flow", "PASS", "a", "b"]
     assert vf.verify_generations([{"resources": [{"metadata": {"generation": 3}}]}, {"resources": []}]) == [3, None]
+
+
+def test_probe_log_requests_and_verdicts_line_up(vf):
+    probes = plan(vf)
+    reqs = vf.verify_probe_log_requests(probes)
+    assert [r["query"]["container"] for r in reqs] == ["dns", "http-pod", "http-service"] * 2
+    assert reqs[0]["path"] == "/api/v1/namespaces/probe/pods/verify-probe-outside-namespace/log"
+    blocked = line(ok=False, kind="refused", error="refused", attempts=1)
+    answers = [{"body": line(ok=True, addresses=["10.96.0.10"])}, {"body": blocked}, {"body": blocked},
+               {"body": line(ok=True, addresses=["10.96.0.10"])}, {"body": line(ok=True, status=200)},
+               {"body": line(ok=True, status=200)}]
+    pods = [dict(finished_pod({"dns": 0, "http-pod": 1, "http-service": 1}),
+                 metadata={"namespace": "probe", "name": "verify-probe-outside-namespace"}),
+            dict(finished_pod({"dns": 0, "http-pod": 0, "http-service": 0}, "Succeeded"),
+                 metadata={"namespace": "invoices", "name": "verify-probe-invoices-as-invoice-app"})]
+    verdicts = vf.verify_probe_verdicts(probes, pods, answers)
+    assert [v["ok"] for v in verdicts] == [True, True]
+    # Swapped answers must not pass.
+    assert not all(v["ok"] for v in vf.verify_probe_verdicts(probes, pods, answers[3:] + answers[:3]))
+
+
+def test_pick(vf):
+    assert vf.verify_pick({"a": 1, "b": None, "c": 3}, ["a", "b"]) == {"a": 1}

@@ -189,3 +189,27 @@ def test_cluster_info_reads_no_user_data(api, tmp_path):
     assert res["certificate_authority_data"] == base64.b64encode(b"CA\n").decode()
     res = run_module("verify_cluster_info", dict(kubeconfig=str(cfg), context="nope"))
     assert res["failed"] and "nope" in res["msg"]
+
+
+def test_request_batch_answers_in_order_with_per_request_credentials(api, tmp_path):
+    bad = tmp_path / "bad-config"
+    bad.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": json.loads(open(api).read())["clusters"][0]["cluster"]["server"]}}],
+        "users": [{"name": "u", "user": {"token": "wrong"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    res = run_module("verify_kube_request", dict(kubeconfig=api, requests=[
+        dict(path="/api/v1/namespaces/a/pods"),
+        dict(path="/api/v1/namespaces/b/pods"),
+        dict(path="/api/v1/namespaces/a/pods", kubeconfig=str(bad)),
+        dict(method="PATCH", path="/apis/apps/v1/namespaces/a/deployments/d", query={"dryRun": "All"},
+             body={"spec": {}}, content_type="application/merge-patch+json"),
+    ]))
+    assert [r["status"] for r in res["responses"]] == [200, 403, 401, 200]
+    assert res["responses"][0]["json"]["kind"] == "PodList"
+    assert not res["changed"]
+
+
+def test_request_batch_rejects_relative_paths(api):
+    res = run_module("verify_kube_request", dict(kubeconfig=api, requests=[dict(path="api/v1")]))
+    assert res["failed"] and "absolute" in res["msg"]
