@@ -98,7 +98,9 @@ def find_tool(name: str, env_var: str, candidates: list[Path]) -> str:
 
 @pytest.fixture(scope="session")
 def kubernetes_validate() -> str:
-    return find_tool("kubernetes-validate", "KUBERNETES_VALIDATE", [Path(sys.executable).parent / "kubernetes-validate"])
+    return find_tool(
+        "kubernetes-validate", "KUBERNETES_VALIDATE", [Path(sys.executable).parent / "kubernetes-validate"]
+    )
 
 
 @pytest.fixture(scope="session")

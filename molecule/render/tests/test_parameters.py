@@ -13,7 +13,11 @@ def _remap_namespace_names(value: Any, mapping: dict[str, str]) -> Any:
     """Rename namespaces wherever a selector names one."""
     if isinstance(value, dict):
         return {
-            key: (mapping.get(item, item) if key == "kubernetes.io/metadata.name" else _remap_namespace_names(item, mapping))
+            key: (
+                mapping.get(item, item)
+                if key == "kubernetes.io/metadata.name"
+                else _remap_namespace_names(item, mapping)
+            )
             for key, item in value.items()
         }
     if isinstance(value, list):

@@ -38,9 +38,11 @@ def test_render_imports_the_apply_playbook():
     assert imports == ["resources.yml"]
 
 
-@pytest.mark.parametrize(("role", "objects"), [("workloads", "__workloads_objects"), ("team_access", "__team_access_items")])
+@pytest.mark.parametrize(
+    ("role", "objects"), [("workloads", "__workloads_objects"), ("team_access", "__team_access_items")]
+)
 def test_apply_and_render_loop_over_one_list(role, objects):
     tasks = PROJECT_ROOT / "roles" / role / "tasks"
     for mode in ("apply", "render"):
         text = (tasks / f"{mode}.yml").read_text(encoding="utf-8")
-        assert f"loop: \"{{{{ {objects}" in text, f"{role}/tasks/{mode}.yml does not loop over {objects}"
+        assert f'loop: "{{{{ {objects}' in text, f"{role}/tasks/{mode}.yml does not loop over {objects}"

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 TEAMS = {"team-invoices": "invoices", "team-payments": "payments"}
-FORBIDDEN_RESOURCES = {"secrets", "pods/exec", "pods/attach", "roles", "rolebindings", "clusterroles", "clusterrolebindings"}
+FORBIDDEN_RESOURCES = {
+    "secrets",
+    "pods/exec",
+    "pods/attach",
+    "roles",
+    "rolebindings",
+    "clusterroles",
+    "clusterrolebindings",
+}
 FORBIDDEN_VERBS = {"escalate", "bind", "impersonate", "*"}
 
 

@@ -19,7 +19,9 @@ PAYMENT_PROVIDER_URL = "http://payment-provider.payments.svc.cluster.local:8082"
 
 
 def _context_hash(context: str) -> str:
-    spec = importlib.util.spec_from_file_location("context_hash", PROJECT_ROOT / "plugins" / "lookup" / "context_hash.py")
+    spec = importlib.util.spec_from_file_location(
+        "context_hash", PROJECT_ROOT / "plugins" / "lookup" / "context_hash.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.context_hash(str(PROJECT_ROOT / context))[:12]
