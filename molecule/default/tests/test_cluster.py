@@ -88,8 +88,11 @@ def test_containers_really_run_as_non_root(deployment, node_container):
             user = info["runtimeSpec"]["process"]["user"]
             assert user["uid"] > 0 and user["gid"] > 0, (pod.metadata.name, user)
             proc = node_exec(node_container, "cat", f"/proc/{info['pid']}/status")
-            uids = next(line.split()[1:] for line in proc.splitlines() if line.startswith("Uid:"))
+            fields = dict(line.split(":", 1) for line in proc.splitlines() if ":" in line)
+            uids = fields["Uid"].split()
             assert all(int(u) == user["uid"] for u in uids), (pod.metadata.name, uids)
+            # capabilities: drop ALL leaves the process none.
+            assert int(fields["CapEff"].strip(), 16) == 0, (pod.metadata.name, fields["CapEff"])
 
 
 def test_images_declare_a_numeric_non_root_user(deployment, node_container):
