@@ -19,6 +19,14 @@ export PLATFORM_VARS_FILE := $(AIRGAP_VARS)
 endif
 EXTRA_VARS  := $(if $(PLATFORM_VARS_FILE),-e @$(PLATFORM_VARS_FILE))
 
+# Manifest validators that do not belong in .venv: checkov pins conflict with
+# ansible's, and kube-score comes from the Go module proxy.
+TOOLS_DIR   ?= $(HOME)/.cache/invoice-platform/tools
+CHECKOV_VENV ?= $(HOME)/.cache/invoice-platform/venv-checkov
+export CHECKOV    := $(CHECKOV_VENV)/bin/checkov
+export KUBE_SCORE := $(TOOLS_DIR)/bin/kube-score
+KUBE_SCORE_VERSION := v1.20.0
+
 RENDER_DIR  ?= render
 SERVICES    := invoice-app payment-provider
 SCENARIOS   ?= images render default
@@ -29,13 +37,23 @@ help: ## Show the targets
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/ansible-galaxy collection install -r requirements.yml
 	touch $@
 
 .PHONY: venv
 venv: $(VENV)/.installed ## Create the virtualenv from requirements.txt
+
+$(CHECKOV): requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+$(KUBE_SCORE):
+	GOBIN=$(TOOLS_DIR)/bin go install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
+
+.PHONY: tools
+tools: $(CHECKOV) $(KUBE_SCORE) ## Install the manifest validators (checkov, kube-score) outside the repo
 
 .PHONY: deploy
 deploy: venv ## Bring up minikube, build and load images, apply resources, verify
@@ -82,8 +100,8 @@ syntax: venv ## ansible-playbook --syntax-check on every playbook
 	done
 
 .PHONY: molecule
-molecule: venv ## Run the molecule scenarios in SCENARIOS
-	@for scenario in $(SCENARIOS); do \
+molecule: venv tools ## Run the molecule scenarios in SCENARIOS
+	@export REQUIRE_VALIDATORS=1; for scenario in $(SCENARIOS); do \
 		echo "== molecule test -s $$scenario"; \
 		$(BIN)/molecule test -s $$scenario || exit 1; \
 	done
