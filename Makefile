@@ -91,7 +91,7 @@ unit: venv ## go vet and go test for the services; pytest for the plugins
 		echo "== $$dir"; \
 		(cd $$dir && go vet ./... && go test -count=1 ./...) || exit 1; \
 	done
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q tests roles/verify/tests/unit
 
 .PHONY: syntax
 syntax: venv ## ansible-playbook --syntax-check on every playbook
