@@ -83,7 +83,7 @@ builder-image: ## Build the Go builder image from this machine's Go toolchain
 lint: venv ## yamllint, ansible-lint (production profile), hadolint
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint
-	$(BIN)/hadolint $(wildcard */Dockerfile tools/*/Dockerfile)
+	$(BIN)/hadolint $(wildcard */Dockerfile tools/*/Dockerfile roles/*/files/*/Dockerfile*)
 
 .PHONY: unit
 unit: venv ## go vet and go test for the services; pytest for the plugins
