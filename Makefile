@@ -79,6 +79,10 @@ airgap-bundle: venv ## Build (or reuse) the offline bundle: minikube, Kubernetes
 builder-image: ## Build the Go builder image from this machine's Go toolchain
 	tools/builder-image/build.sh
 
+.PHONY: bench
+bench: venv ## Time cold and no-op runs of the cluster and site.yml side by side, with ratios
+	$(BIN)/python tools/bench.py $(if $(PLATFORM_VARS_FILE),--vars-file $(PLATFORM_VARS_FILE))
+
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), hadolint
 	$(BIN)/yamllint -s .
