@@ -12,12 +12,12 @@ export GOTOOLCHAIN := local
 export ANSIBLE_FORCE_COLOR ?= true
 
 # Air-gapped installs: AIRGAP=1 feeds every playbook the variables that the
-# bundle (make airgap-bundle) generated.
+# bundle (make airgap-bundle) generated, through PLATFORM_VARS_FILE and the
+# platform_vars_file vars plugin (plugins/vars), molecule's playbooks included.
 AIRGAP_VARS ?= $(HOME)/.cache/invoice-platform/airgap/current/airgap-vars.yml
 ifeq ($(AIRGAP),1)
 export PLATFORM_VARS_FILE := $(AIRGAP_VARS)
 endif
-EXTRA_VARS  := $(if $(PLATFORM_VARS_FILE),-e @$(PLATFORM_VARS_FILE))
 
 # Manifest validators that do not belong in .venv: checkov pins conflict with
 # ansible's, and kube-score comes from the Go module proxy.
@@ -57,19 +57,19 @@ tools: $(CHECKOV) $(KUBE_SCORE) ## Install the manifest validators (checkov, kub
 
 .PHONY: deploy
 deploy: venv ## Bring up minikube, build and load images, apply resources, verify
-	$(BIN)/ansible-playbook site.yml $(EXTRA_VARS)
+	$(BIN)/ansible-playbook site.yml
 
 .PHONY: verify
 verify: venv ## Run the verification checks against the deployed system
-	$(BIN)/ansible-playbook playbooks/verify.yml $(EXTRA_VARS)
+	$(BIN)/ansible-playbook playbooks/verify.yml
 
 .PHONY: destroy
 destroy: venv ## Delete the minikube profile and its kubeconfig
-	$(BIN)/ansible-playbook playbooks/destroy.yml $(EXTRA_VARS)
+	$(BIN)/ansible-playbook playbooks/destroy.yml
 
 .PHONY: render
 render: venv ## Write every manifest site.yml would apply into RENDER_DIR (no cluster)
-	$(BIN)/ansible-playbook playbooks/render.yml -e render_dir=$(abspath $(RENDER_DIR)) $(EXTRA_VARS)
+	$(BIN)/ansible-playbook playbooks/render.yml -e render_dir=$(abspath $(RENDER_DIR))
 
 .PHONY: airgap-bundle
 airgap-bundle: venv ## Build (or reuse) the offline bundle: minikube, Kubernetes, images
@@ -81,7 +81,7 @@ builder-image: ## Build the Go builder image from this machine's Go toolchain
 
 .PHONY: bench
 bench: venv ## Time cold and no-op runs of the cluster and site.yml side by side, with ratios
-	$(BIN)/python tools/bench.py $(if $(PLATFORM_VARS_FILE),--vars-file $(PLATFORM_VARS_FILE))
+	$(BIN)/python tools/bench.py
 
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), hadolint
@@ -100,7 +100,7 @@ unit: venv ## go vet and go test for the services; pytest for the plugins
 .PHONY: syntax
 syntax: venv ## ansible-playbook --syntax-check on every playbook
 	@for playbook in site.yml playbooks/*.yml; do \
-		$(BIN)/ansible-playbook --syntax-check $$playbook $(EXTRA_VARS) || exit 1; \
+		$(BIN)/ansible-playbook --syntax-check $$playbook || exit 1; \
 	done
 
 .PHONY: molecule

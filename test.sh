@@ -9,4 +9,4 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   exit 0
 fi
 make venv
-exec .venv/bin/ansible-playbook playbooks/verify.yml ${PLATFORM_VARS_FILE:+-e "@$PLATFORM_VARS_FILE"} "$@"
+exec .venv/bin/ansible-playbook playbooks/verify.yml "$@"

@@ -27,11 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 AIRGAP_VARS = Path.home() / ".cache" / "invoice-platform" / "airgap" / "current" / "airgap-vars.yml"
 
 
-def playbook(args: argparse.Namespace, path: str) -> list[str]:
-    command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), path]
-    if args.vars_file:
-        command += ["-e", f"@{args.vars_file}"]
-    return command
+def playbook(_args: argparse.Namespace, path: str) -> list[str]:
+    return [str(ROOT / ".venv" / "bin" / "ansible-playbook"), path]
 
 
 def run(name: str, command: list[str], log_dir: Path) -> float:
@@ -50,7 +47,11 @@ def run(name: str, command: list[str], log_dir: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--airgap", action="store_true", help=f"use the bundle's variables ({AIRGAP_VARS})")
-    parser.add_argument("--vars-file", help="extra variables file passed to every playbook (-e @FILE)")
+    parser.add_argument(
+        "--vars-file",
+        default=os.environ.get("PLATFORM_VARS_FILE") or None,
+        help="variables file for every playbook (default: $PLATFORM_VARS_FILE)",
+    )
     parser.add_argument("--log-dir", default=str(ROOT / "build" / "bench"), help="where each run's output goes")
     args = parser.parse_args()
     if args.airgap and not args.vars_file:
@@ -60,6 +61,8 @@ def main() -> int:
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ANSIBLE_FORCE_COLOR", "false")
+    if args.vars_file:
+        os.environ["PLATFORM_VARS_FILE"] = str(Path(args.vars_file).resolve())
 
     times: dict[str, float] = {}
     if args.airgap:
