@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deploy everything: minikube, images, Kubernetes resources, verification.
 # A thin wrapper around `make deploy`; arguments go to ansible-playbook,
-# e.g. ./deploy.sh -e platform_invoice_app_node_port=30090
+# e.g. ENV=airgap ./deploy.sh -e platform_invoice_app_node_port=30090
 set -o errexit -o nounset -o pipefail
 cd "$(dirname "$0")"
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
@@ -9,4 +9,4 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   exit 0
 fi
 make venv
-exec .venv/bin/ansible-playbook site.yml "$@"
+exec .venv/bin/ansible-playbook -i "inventory/${ENV:-local}" site.yml "$@"

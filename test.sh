@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the verification checks against the deployed system and exit non-zero
 # if any fails. A thin wrapper around `make verify`; arguments go to
-# ansible-playbook.
+# ansible-playbook; ENV picks the inventory (local, airgap, existing).
 set -o errexit -o nounset -o pipefail
 cd "$(dirname "$0")"
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
@@ -9,4 +9,4 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   exit 0
 fi
 make venv
-exec .venv/bin/ansible-playbook playbooks/verify.yml "$@"
+exec .venv/bin/ansible-playbook -i "inventory/${ENV:-local}" playbooks/verify.yml "$@"

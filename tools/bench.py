@@ -7,7 +7,7 @@ Each phase is a real ansible-playbook run against the same machine:
   cluster-noop   playbooks/cluster.yml again (the profile is running)
   site-first     site.yml on that fresh cluster (images, resources, checks)
   site-noop      site.yml again (nothing to change; the checks still run)
-  bundle-noop    playbooks/airgap-bundle.yml on a built bundle (only with --airgap)
+  bundle-noop    playbooks/airgap-bundle.yml on a built bundle (inventory/airgap only)
 
 The ratios say what idempotence buys: how much cheaper a run is when there
 is nothing to do. Absolute seconds depend on the machine; ratios measured in
@@ -24,11 +24,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-AIRGAP_VARS = Path.home() / ".cache" / "invoice-platform" / "airgap" / "current" / "airgap-vars.yml"
 
 
-def playbook(_args: argparse.Namespace, path: str) -> list[str]:
-    return [str(ROOT / ".venv" / "bin" / "ansible-playbook"), path]
+def playbook(args: argparse.Namespace, path: str) -> list[str]:
+    return [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", args.inventory, path]
 
 
 def run(name: str, command: list[str], log_dir: Path) -> float:
@@ -46,26 +45,21 @@ def run(name: str, command: list[str], log_dir: Path) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--airgap", action="store_true", help=f"use the bundle's variables ({AIRGAP_VARS})")
     parser.add_argument(
-        "--vars-file",
-        default=os.environ.get("PLATFORM_VARS_FILE") or None,
-        help="variables file for every playbook (default: $PLATFORM_VARS_FILE)",
+        "--inventory",
+        default="inventory/local",
+        help="the environment's inventory, e.g. inventory/airgap (default: inventory/local)",
     )
     parser.add_argument("--log-dir", default=str(ROOT / "build" / "bench"), help="where each run's output goes")
     args = parser.parse_args()
-    if args.airgap and not args.vars_file:
-        args.vars_file = str(AIRGAP_VARS)
-    if args.vars_file and not Path(args.vars_file).is_file():
-        parser.error(f"no such variables file: {args.vars_file} (run `make airgap-bundle` first?)")
+    if not (ROOT / args.inventory / "hosts.yml").is_file():
+        parser.error(f"no inventory at {args.inventory} (expected {args.inventory}/hosts.yml)")
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ANSIBLE_FORCE_COLOR", "false")
-    if args.vars_file:
-        os.environ["PLATFORM_VARS_FILE"] = str(Path(args.vars_file).resolve())
 
     times: dict[str, float] = {}
-    if args.airgap:
+    if Path(args.inventory).name == "airgap":
         times["bundle-noop"] = run("bundle-noop", playbook(args, "playbooks/airgap-bundle.yml"), log_dir)
     run("destroy", playbook(args, "playbooks/destroy.yml"), log_dir)
     times["cluster-cold"] = run("cluster-cold", playbook(args, "playbooks/cluster.yml"), log_dir)
