@@ -15,12 +15,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from e2e import BIN, PROJECT_ROOT, clean_env, extra_var_args, run_verify
+from e2e import BIN, PROJECT_ROOT, clean_env, inventory_args, run_verify
 
 HERE = Path(__file__).resolve().parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "disruptive: breaks the cluster and repairs it; runs after every other test")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
     if os.environ.get("MOLECULE_INVENTORY_FILE"):
         return
     skip = pytest.mark.skip(reason="end-to-end test: run it with `molecule verify` or `molecule test`")
@@ -31,13 +36,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def facts() -> dict:
-    """The shared facts from inventory/group_vars, rendered by Ansible."""
+    """The shared facts from the scenario's inventory, rendered by Ansible."""
     names = ["platform_kubeconfig", "platform_kube_context", "platform_services", "platform_invoice_app_url",
              "platform_images", "minikube_profile", "platform_cluster"]
     expr = "{{ {" + ", ".join(f"'{n}': {n} | default(none)" for n in names) + "} | to_json }}"
     env = clean_env()
     env.update(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-    out = subprocess.run([str(BIN / "ansible"), "localhost", *extra_var_args(), "-m", "ansible.builtin.debug",
+    out = subprocess.run([str(BIN / "ansible"), "localhost", *inventory_args(), "-m", "ansible.builtin.debug",
                           "-a", f"msg={expr}"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     # ansible.cfg's profile_tasks callback prints timing lines around the JSON.

@@ -21,14 +21,14 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def extra_var_args() -> list[str]:
-    """The same extra variables molecule's converge got (offline bundle)."""
-    vars_file = os.environ.get("PLATFORM_VARS_FILE")
-    return ["-e", f"@{vars_file}"] if vars_file else []
+def inventory_args() -> list[str]:
+    """The scenario's own inventory (molecule links the environment's hosts
+    and group_vars into it), so the tests see what converge saw."""
+    return ["-i", str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)]
 
 
 def ansible_playbook(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "ansible-playbook"), *extra_var_args(), *args], cwd=PROJECT_ROOT,
+    return subprocess.run([str(BIN / "ansible-playbook"), *inventory_args(), *args], cwd=PROJECT_ROOT,
                           env=clean_env(), capture_output=True, text=True, timeout=timeout)
 
 
