@@ -11,13 +11,15 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export GOTOOLCHAIN := local
 export ANSIBLE_FORCE_COLOR ?= true
 
-# Air-gapped installs: AIRGAP=1 feeds every playbook the variables that the
-# bundle (make airgap-bundle) generated, through PLATFORM_VARS_FILE and the
-# platform_vars_file vars plugin (plugins/vars), molecule's playbooks included.
-AIRGAP_VARS ?= $(HOME)/.cache/invoice-platform/airgap/current/airgap-vars.yml
-ifeq ($(AIRGAP),1)
-export PLATFORM_VARS_FILE := $(AIRGAP_VARS)
+# Environments are inventories: inventory/local (minikube with internet, the
+# default), inventory/airgap (minikube from the offline bundle) and
+# inventory/existing (a cluster of your own). `make deploy ENV=airgap`.
+ENV         ?= local
+INVENTORY   := inventory/$(ENV)
+ifeq ($(wildcard $(INVENTORY)/hosts.yml),)
+$(error ENV=$(ENV): there is no $(INVENTORY)/hosts.yml; pick one of: $(patsubst inventory/%/hosts.yml,%,$(wildcard inventory/*/hosts.yml)))
 endif
+PLAYBOOK    := $(BIN)/ansible-playbook -i $(INVENTORY)
 
 # Manifest validators that do not belong in .venv: checkov pins conflict with
 # ansible's, and kube-score comes from the Go module proxy.
@@ -29,13 +31,22 @@ KUBE_SCORE_VERSION := v1.20.0
 
 RENDER_DIR  ?= render
 SERVICES    := invoice-app payment-provider
-SCENARIOS   ?= images render default
+# The cluster scenario matching the environment: default (local, with
+# internet) or airgap.
+CLUSTER_SCENARIO := $(if $(filter airgap,$(ENV)),airgap,default)
+SCENARIOS   ?= images render $(CLUSTER_SCENARIO)
+
+# Root is needed for host setup only; ask for the sudo password unless root.
+BECOME_FLAGS ?= $(if $(filter 0,$(shell id -u)),,--ask-become-pass)
 
 .PHONY: help
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.installed: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+		echo "make: '$(PYTHON)' is not Python 3.11 or newer ($$($(PYTHON) --version 2>&1 | head -n1)); pick another interpreter: make PYTHON=python3.12 $(MAKECMDGOALS)" >&2; \
+		exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/ansible-galaxy collection install -r requirements.yml
@@ -56,24 +67,40 @@ $(KUBE_SCORE):
 tools: $(CHECKOV) $(KUBE_SCORE) ## Install the manifest validators (checkov, kube-score) outside the repo
 
 .PHONY: deploy
-deploy: venv ## Bring up minikube, build and load images, apply resources, verify
-	$(BIN)/ansible-playbook site.yml
+deploy: venv ## Preflight, cluster, images, resources, verification (site.yml; ENV=local|airgap|existing)
+	$(PLAYBOOK) site.yml
+
+.PHONY: preflight
+preflight: venv ## Check that this machine can run the platform; one line per problem
+	$(PLAYBOOK) playbooks/preflight.yml
+
+.PHONY: host-setup
+host-setup: venv ## The one root step: the runtime shim where the host needs it (backed up, undoable)
+	$(PLAYBOOK) playbooks/host.yml $(BECOME_FLAGS)
+
+.PHONY: host-test
+host-test: venv ## As root: prove host-setup and host-teardown on this machine's Docker engine
+	HOST_SETUP_TESTS=1 PYTHONDONTWRITEBYTECODE=1 $(BIN)/pytest -q -p no:cacheprovider tests/test_host_setup.py
+
+.PHONY: host-teardown
+host-teardown: venv ## Undo host-setup exactly: restore daemon.json, remove the shim
+	$(PLAYBOOK) playbooks/host.yml -e host_state=absent $(BECOME_FLAGS)
 
 .PHONY: verify
 verify: venv ## Run the verification checks against the deployed system
-	$(BIN)/ansible-playbook playbooks/verify.yml
+	$(PLAYBOOK) playbooks/verify.yml
 
 .PHONY: destroy
 destroy: venv ## Delete the minikube profile and its kubeconfig
-	$(BIN)/ansible-playbook playbooks/destroy.yml
+	$(PLAYBOOK) playbooks/destroy.yml
 
 .PHONY: render
 render: venv ## Write every manifest site.yml would apply into RENDER_DIR (no cluster)
-	$(BIN)/ansible-playbook playbooks/render.yml -e render_dir=$(abspath $(RENDER_DIR))
+	$(PLAYBOOK) playbooks/render.yml -e render_dir=$(abspath $(RENDER_DIR))
 
 .PHONY: airgap-bundle
 airgap-bundle: venv ## Build (or reuse) the offline bundle: minikube, Kubernetes, images
-	$(BIN)/ansible-playbook playbooks/airgap-bundle.yml
+	$(BIN)/ansible-playbook -i inventory/airgap playbooks/airgap-bundle.yml
 
 .PHONY: builder-image
 builder-image: ## Build the Go builder image from this machine's Go toolchain
@@ -81,7 +108,7 @@ builder-image: ## Build the Go builder image from this machine's Go toolchain
 
 .PHONY: bench
 bench: venv ## Time cold and no-op runs of the cluster and site.yml side by side, with ratios
-	$(BIN)/python tools/bench.py
+	$(BIN)/python tools/bench.py --inventory $(INVENTORY)
 
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), hadolint
@@ -100,7 +127,7 @@ unit: venv ## go vet and go test for the services; pytest for the plugins
 .PHONY: syntax
 syntax: venv ## ansible-playbook --syntax-check on every playbook
 	@for playbook in site.yml playbooks/*.yml; do \
-		$(BIN)/ansible-playbook --syntax-check $$playbook || exit 1; \
+		$(PLAYBOOK) --syntax-check $$playbook || exit 1; \
 	done
 
 .PHONY: molecule
