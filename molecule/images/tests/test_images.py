@@ -138,13 +138,19 @@ def test_root_filesystem_is_read_only(host, service):
     container = service["container"]
     assert container["HostConfig"]["ReadonlyRootfs"] is True
     assert container["State"]["Running"] is True
-    # The image has no shell, so write from outside, through the process's
-    # own view of its root: the kernel must refuse with EROFS.
-    probe = f"/proc/{container['State']['Pid']}/root/.molecule-write-probe"
-    result = host.run("sh -c 'echo probe > \"$1\"' write-probe %s", probe)
-    assert result.rc != 0
-    assert "Read-only file system" in result.stderr
-    assert not host.file(probe).exists
+    # The image has no shell, and an ordinary user may not enter another
+    # user's /proc/<pid>/root. So a helper container (the builder image, which
+    # has busybox) joins the service's PID namespace as the service's own user
+    # and writes through /proc/1/root: the kernel must refuse with EROFS,
+    # while reading the same root works.
+    builder = host.ansible("ansible.builtin.debug", "msg={{ images_builder_image }}")["msg"]
+    helper = ("docker run --rm --network none --pid container:%s --user %s --entrypoint sh %s -c %s")
+    name = container["Name"].lstrip("/")
+    readable = host.run(helper, name, IMAGE_USER, builder, "ls /proc/1/root/")
+    assert readable.rc == 0, readable.stderr
+    written = host.run(helper, name, IMAGE_USER, builder, "echo probe > /proc/1/root/.molecule-write-probe")
+    assert written.rc != 0
+    assert "Read-only file system" in written.stderr, written.stderr
 
 
 def test_container_drops_every_capability(service):
