@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
+	"strings"
 	"sync"
 	"time"
 )
@@ -23,8 +25,8 @@ type App struct {
 	payments *PaymentClient
 	log      *slog.Logger
 	// payLock serialises payment runs, so two concurrent POST /invoices/pay
-	// never pay the same invoice twice. A channel rather than a mutex lets a
-	// waiting request give up when its client does.
+	// never pay the same invoice twice. A request that finds a run in
+	// progress is answered 409 at once instead of queueing behind it.
 	payLock chan struct{}
 }
 
@@ -67,8 +69,9 @@ func (a *App) payInvoices(w http.ResponseWriter, r *http.Request) {
 	select {
 	case a.payLock <- struct{}{}:
 		defer func() { <-a.payLock }()
-	case <-ctx.Done():
-		writeError(w, http.StatusServiceUnavailable, "gave up waiting for another payment run to finish")
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusConflict, "a payment run is already in progress; retry once it has finished")
 		return
 	}
 
@@ -126,7 +129,11 @@ func NewPaymentClient(base *url.URL, timeout time.Duration) *PaymentClient {
 	return &PaymentClient{
 		endpoint: base.JoinPath("payments", "pay").String(),
 		timeout:  timeout,
-		http:     &http.Client{},
+		// Only the payment endpoint's own 2xx counts: a redirect is an
+		// answer of its own, never followed to some other endpoint's 200.
+		http: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
 	}
 }
 
@@ -185,28 +192,51 @@ func writeBodyError(w http.ResponseWriter, err error) {
 	writeError(w, http.StatusBadRequest, "could not read request body")
 }
 
-// jsonErrors answers unknown paths (404) and wrong methods (405) in JSON
-// instead of ServeMux's plain text, keeping the Allow header it computes.
+// jsonErrors makes every answer of ServeMux's own JSON: unknown paths
+// (404), wrong methods (405, keeping the Allow header it computes), its
+// redirects to a cleaned path (keeping Location) and the 400 it gives the
+// request target "*", all of which it would otherwise write as plain text.
 func jsonErrors(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.RequestURI == "*" {
+			writeError(w, http.StatusBadRequest, `request target "*" is not supported`)
+			return
+		}
 		h, pattern := mux.Handler(r)
-		if pattern != "" {
+		// A matched, canonical path goes to its handler; anything else is
+		// one of ServeMux's own answers, which have no side effects.
+		if pattern != "" && r.URL.Path == canonicalPath(r.URL.Path) {
 			mux.ServeHTTP(w, r)
 			return
 		}
 		probe := &statusProbe{header: http.Header{}}
 		h.ServeHTTP(probe, r)
-		switch probe.status {
-		case http.StatusMethodNotAllowed:
+		switch {
+		case probe.status == http.StatusMethodNotAllowed:
 			w.Header().Set("Allow", probe.header.Get("Allow"))
 			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path))
-		case http.StatusNotFound:
+		case probe.status == http.StatusNotFound:
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no such path: %s", r.URL.Path))
+		case probe.status >= 300 && probe.status < 400 && probe.header.Get("Location") != "":
+			w.Header().Set("Location", probe.header.Get("Location"))
+			writeError(w, probe.status, fmt.Sprintf("moved to %s", probe.header.Get("Location")))
 		default:
-			// Redirects and anything else ServeMux decides: pass through.
 			mux.ServeHTTP(w, r)
 		}
 	})
+}
+
+// canonicalPath is the path ServeMux redirects to: cleaned, with a trailing
+// slash kept.
+func canonicalPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean
 }
 
 // statusProbe records what a ServeMux fallback handler would answer.

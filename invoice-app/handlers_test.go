@@ -375,10 +375,19 @@ func TestConcurrentPayPaysEachInvoiceOnce(t *testing.T) {
 	close(start)
 	wg.Wait()
 
+	// One run pays; requests that overlap it are told so (409), never queued.
+	paid := 0
 	for i, s := range statuses {
-		if s != http.StatusOK {
-			t.Errorf("request %d: status %d, want 200", i, s)
+		switch s {
+		case http.StatusOK:
+			paid++
+		case http.StatusConflict:
+		default:
+			t.Errorf("request %d: status %d, want 200 or 409", i, s)
 		}
+	}
+	if paid == 0 {
+		t.Errorf("no request got 200")
 	}
 	accepted, calls := fp.snapshot()
 	if calls != 3 {
@@ -394,24 +403,66 @@ func TestConcurrentPayPaysEachInvoiceOnce(t *testing.T) {
 	}
 }
 
-func TestPayGivesUpWaitingWhenClientLeaves(t *testing.T) {
+// A pay request that finds a run in progress gets a JSON answer at once, not
+// a connection closed at the write timeout after queueing behind the run.
+func TestPayDuringARunIsAnswered409AtOnce(t *testing.T) {
 	fp := newFakeProvider(t, answerOK)
 	app, h := newTestApp(t, fp.url(), time.Second)
 	app.payLock <- struct{}{} // another run holds the lock
 	defer func() { <-app.payLock }()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/invoices/pay", nil).WithContext(ctx))
-	if rec.Code != http.StatusServiceUnavailable {
-		t.Fatalf("status = %d, want 503", rec.Code)
+	started := time.Now()
+	rec := do(t, h, http.MethodPost, "/invoices/pay", nil)
+	if elapsed := time.Since(started); elapsed > 500*time.Millisecond {
+		t.Fatalf("answered after %s, want at once", elapsed)
 	}
-	if body := decodeBody[map[string]string](t, rec); body["error"] == "" {
-		t.Fatalf("body %v has no error", body)
+	if rec.Code != http.StatusConflict {
+		t.Fatalf("status = %d, want 409", rec.Code)
+	}
+	if rec.Header().Get("Retry-After") == "" {
+		t.Errorf("no Retry-After header")
+	}
+	if body := decodeBody[map[string]string](t, rec); !strings.Contains(body["error"], "in progress") {
+		t.Fatalf("body %v does not say a run is in progress", body)
 	}
 	if _, calls := fp.snapshot(); calls != 0 {
 		t.Fatalf("provider called %d times, want 0", calls)
+	}
+}
+
+// Only a 2xx from the payment endpoint itself pays: a redirect to an
+// endpoint that answers 200 is a failure, and the redirect is not followed.
+func TestRedirectFromProviderIsNotAPayment(t *testing.T) {
+	var elsewhere int
+	var mu sync.Mutex
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		elsewhere++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"whatever"}`)
+	}))
+	defer other.Close()
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request, _ paymentRequest) {
+		http.Redirect(w, r, other.URL+"/payments/pay", http.StatusTemporaryRedirect)
+	})
+	app, h := newTestApp(t, fp.url(), time.Second)
+
+	rec := do(t, h, http.MethodPost, "/invoices/pay", nil)
+	if rec.Code != http.StatusBadGateway {
+		t.Fatalf("status = %d, want 502 (body %s)", rec.Code, rec.Body)
+	}
+	res := decodeBody[payResult](t, rec)
+	if len(res.Paid) != 0 || len(res.Failed) != 3 || !strings.Contains(res.Failed[0].Error, "answered 307") {
+		t.Fatalf("result = %+v, want three failures naming the 307", res)
+	}
+	if got := paidIDs(app.store.List()); len(got) != 0 {
+		t.Fatalf("paid = %v, want none", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if elsewhere != 0 {
+		t.Fatalf("the redirect target was called %d times, want 0", elsewhere)
 	}
 }
 
@@ -419,13 +470,14 @@ func TestHTTPSurface(t *testing.T) {
 	// The provider is down: nothing here may depend on it.
 	_, h := newTestApp(t, downURL(t), 100*time.Millisecond)
 	tests := []struct {
-		name       string
-		method     string
-		target     string
-		body       string
-		wantStatus int
-		wantBody   string
-		wantAllow  string
+		name         string
+		method       string
+		target       string
+		body         string
+		wantStatus   int
+		wantBody     string
+		wantAllow    string
+		wantLocation string
 	}{
 		{name: "list invoices", method: "GET", target: "/invoices", wantStatus: 200,
 			wantBody: `[{"InvoiceId":"I1","Value":12.15,"Currency":"EUR","IsPaid":false},` +
@@ -441,6 +493,10 @@ func TestHTTPSurface(t *testing.T) {
 			wantBody: `{"error":"method GET is not allowed on /invoices/pay"}`, wantAllow: "POST"},
 		{name: "body too large", method: "POST", target: "/invoices/pay", body: strings.Repeat("x", maxBodyBytes+1),
 			wantStatus: 413, wantBody: `{"error":"request body is larger than 65536 bytes"}`},
+		{name: "request target star", method: "OPTIONS", target: "*", wantStatus: 400,
+			wantBody: `{"error":"request target \"*\" is not supported"}`},
+		{name: "unclean path is redirected in JSON", method: "GET", target: "/x/../invoices", wantStatus: 307,
+			wantBody: `{"error":"moved to /invoices"}`, wantLocation: "/invoices"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -456,6 +512,9 @@ func TestHTTPSurface(t *testing.T) {
 			}
 			if got := rec.Header().Get("Allow"); got != tt.wantAllow {
 				t.Errorf("Allow = %q, want %q", got, tt.wantAllow)
+			}
+			if got := rec.Header().Get("Location"); got != tt.wantLocation {
+				t.Errorf("Location = %q, want %q", got, tt.wantLocation)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"path"
 	"reflect"
 	"strings"
 	"time"
@@ -40,13 +42,20 @@ type payResponse struct {
 }
 
 func (a *App) pay(w http.ResponseWriter, r *http.Request) {
-	p, err := DecodePayment(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	// The size is checked before the content: an oversized body is 413
+	// whether or not its first bytes parse.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit))
 			return
 		}
+		writeError(w, http.StatusBadRequest, "could not read request body")
+		return
+	}
+	p, err := DecodePayment(bytes.NewReader(body))
+	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -167,28 +176,51 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
-// jsonErrors answers unknown paths (404) and wrong methods (405) in JSON
-// instead of ServeMux's plain text, keeping the Allow header it computes.
+// jsonErrors makes every answer of ServeMux's own JSON: unknown paths
+// (404), wrong methods (405, keeping the Allow header it computes), its
+// redirects to a cleaned path (keeping Location) and the 400 it gives the
+// request target "*", all of which it would otherwise write as plain text.
 func jsonErrors(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.RequestURI == "*" {
+			writeError(w, http.StatusBadRequest, `request target "*" is not supported`)
+			return
+		}
 		h, pattern := mux.Handler(r)
-		if pattern != "" {
+		// A matched, canonical path goes to its handler; anything else is
+		// one of ServeMux's own answers, which have no side effects.
+		if pattern != "" && r.URL.Path == canonicalPath(r.URL.Path) {
 			mux.ServeHTTP(w, r)
 			return
 		}
 		probe := &statusProbe{header: http.Header{}}
 		h.ServeHTTP(probe, r)
-		switch probe.status {
-		case http.StatusMethodNotAllowed:
+		switch {
+		case probe.status == http.StatusMethodNotAllowed:
 			w.Header().Set("Allow", probe.header.Get("Allow"))
 			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path))
-		case http.StatusNotFound:
+		case probe.status == http.StatusNotFound:
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no such path: %s", r.URL.Path))
+		case probe.status >= 300 && probe.status < 400 && probe.header.Get("Location") != "":
+			w.Header().Set("Location", probe.header.Get("Location"))
+			writeError(w, probe.status, fmt.Sprintf("moved to %s", probe.header.Get("Location")))
 		default:
-			// Redirects and anything else ServeMux decides: pass through.
 			mux.ServeHTTP(w, r)
 		}
 	})
+}
+
+// canonicalPath is the path ServeMux redirects to: cleaned, with a trailing
+// slash kept.
+func canonicalPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean
 }
 
 // statusProbe records what a ServeMux fallback handler would answer.

@@ -118,14 +118,15 @@ func quietLogger() *slog.Logger {
 
 func TestHTTPSurface(t *testing.T) {
 	tests := []struct {
-		name       string
-		method     string
-		target     string
-		body       string
-		wantStatus int
-		wantBody   string // exact, when set
-		wantError  string // part of the "error" field, when set
-		wantAllow  string
+		name         string
+		method       string
+		target       string
+		body         string
+		wantStatus   int
+		wantBody     string // exact, when set
+		wantError    string // part of the "error" field, when set
+		wantAllow    string
+		wantLocation string
 	}{
 		{name: "pay", method: "POST", target: "/payments/pay", body: `{"id":"I1","value":12.15,"currency":"EUR"}`,
 			wantStatus: 200, wantBody: `{"id":"I1","duplicate":false}`},
@@ -143,6 +144,13 @@ func TestHTTPSurface(t *testing.T) {
 		{name: "padding too large", method: "POST", target: "/payments/pay",
 			body:       `{"id":"I1","value":1,"currency":"EUR"}` + strings.Repeat(" ", maxBodyBytes),
 			wantStatus: 413, wantBody: `{"error":"request body is larger than 65536 bytes"}`},
+		{name: "too large and malformed", method: "POST", target: "/payments/pay",
+			body:       `{"id":` + strings.Repeat("]", maxBodyBytes),
+			wantStatus: 413, wantBody: `{"error":"request body is larger than 65536 bytes"}`},
+		{name: "request target star", method: "OPTIONS", target: "*", wantStatus: 400,
+			wantBody: `{"error":"request target \"*\" is not supported"}`},
+		{name: "unclean path is redirected in JSON", method: "POST", target: "/x/../payments/pay", wantStatus: 307,
+			wantBody: `{"error":"moved to /payments/pay"}`, wantLocation: "/payments/pay"},
 		{name: "wrong method", method: "GET", target: "/payments/pay", wantStatus: 405,
 			wantBody: `{"error":"method GET is not allowed on /payments/pay"}`, wantAllow: "POST"},
 		{name: "unknown path", method: "POST", target: "/payments", wantStatus: 404,
@@ -173,6 +181,9 @@ func TestHTTPSurface(t *testing.T) {
 			}
 			if a := rec.Header().Get("Allow"); a != tt.wantAllow {
 				t.Errorf("Allow = %q, want %q", a, tt.wantAllow)
+			}
+			if l := rec.Header().Get("Location"); l != tt.wantLocation {
+				t.Errorf("Location = %q, want %q", l, tt.wantLocation)
 			}
 		})
 	}
