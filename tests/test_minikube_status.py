@@ -35,6 +35,7 @@ CASES = {
     "kubelet down": (json.dumps(node(Kubelet="Stopped")), False),
     "profile not found (CloudEvents only)": (NOT_FOUND, False),
     "nothing printed": ("", False),
+    "node container removed: v1.37.0 prints null and exits 0": ("null", False),
     "two nodes running, the worker has no API server": (
         json.dumps([node(), node("invoice-platform-m02", worker=True, APIServer="Irrelevant")]), True),
     "two nodes, the worker stopped": (
