@@ -3,6 +3,7 @@
 //
 //	netprobe [flags] http METHOD URL [BODY]   exit 0 on any HTTP response
 //	netprobe [flags] dns NAME                 exit 0 when NAME resolves
+//	netprobe [flags] tcp HOST:PORT            exit 0 when a connection opens
 //
 // Exit status 1 means the request failed (refused, timed out, unresolvable);
 // 2 means the command line was wrong.
@@ -38,6 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: netprobe [-timeout D] [-attempts N] [-interval D] http METHOD URL [BODY]")
 		fmt.Fprintln(stderr, "       netprobe [-timeout D] [-attempts N] [-interval D] dns NAME")
+		fmt.Fprintln(stderr, "       netprobe [-timeout D] [-attempts N] [-interval D] tcp HOST:PORT")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -62,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		res, err = ProbeHTTP(ctx, opts, rest[1], rest[2], body)
 	case len(rest) == 2 && rest[0] == "dns":
 		res, err = ProbeDNS(ctx, opts, rest[1])
+	case len(rest) == 2 && rest[0] == "tcp":
+		res, err = ProbeTCP(ctx, opts, rest[1])
 	default:
 		fs.Usage()
 		return exitUsage

@@ -133,6 +133,30 @@ func ProbeDNS(ctx context.Context, opts Options, name string) (Result, error) {
 	return res, nil
 }
 
+// ProbeTCP opens one TCP connection per attempt to address (host:port) and
+// closes it at once: success means something accepted the connection, for
+// servers that do not speak HTTP, such as PostgreSQL.
+func ProbeTCP(ctx context.Context, opts Options, address string) (Result, error) {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil || host == "" || port == "" {
+		return Result{}, fmt.Errorf("address %q must be host:port", address)
+	}
+	res := Result{Mode: "tcp", Target: address}
+	dialer := &net.Dialer{Timeout: opts.Timeout}
+	attempt := func(ctx context.Context) bool {
+		conn, err := dialer.DialContext(ctx, "tcp", address)
+		if err != nil {
+			res.Kind, res.Error = classify(err), err.Error()
+			return false
+		}
+		_ = conn.Close()
+		res.OK, res.Kind, res.Error = true, "", ""
+		return true
+	}
+	repeat(ctx, opts, &res, attempt)
+	return res, nil
+}
+
 func repeat(ctx context.Context, opts Options, res *Result, attempt func(context.Context) bool) {
 	start := time.Now()
 	defer func() { res.ElapsedMS = time.Since(start).Milliseconds() }()

@@ -212,3 +212,37 @@ func TestRunUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestProbeTCP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+			accepted <- struct{}{}
+		}
+	}()
+	res, err := ProbeTCP(context.Background(), fast(), ln.Addr().String())
+	if err != nil || !res.OK || res.Mode != "tcp" || res.Attempts != 1 {
+		t.Fatalf("got %+v, %v; want one successful connection", res, err)
+	}
+	select {
+	case <-accepted:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the listener never saw the connection")
+	}
+
+	res, err = ProbeTCP(context.Background(), fast(), closedAddr(t))
+	if err != nil || res.OK || res.Kind != KindRefused {
+		t.Fatalf("got %+v, %v; want a refused connection", res, err)
+	}
+	for _, bad := range []string{"", "no-port", ":5432", "host:"} {
+		if _, err := ProbeTCP(context.Background(), fast(), bad); err == nil {
+			t.Errorf("address %q: want an error", bad)
+		}
+	}
+}
