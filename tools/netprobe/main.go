@@ -36,10 +36,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&opts.Timeout, "timeout", 5*time.Second, "deadline for each attempt")
 	fs.IntVar(&opts.Attempts, "attempts", 1, "attempts before giving up; the first success ends the probe")
 	fs.DurationVar(&opts.Interval, "interval", time.Second, "pause between attempts")
+	fs.DurationVar(&opts.Delay, "delay", 0, "pause before the first attempt")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: netprobe [-timeout D] [-attempts N] [-interval D] http METHOD URL [BODY]")
-		fmt.Fprintln(stderr, "       netprobe [-timeout D] [-attempts N] [-interval D] dns NAME")
-		fmt.Fprintln(stderr, "       netprobe [-timeout D] [-attempts N] [-interval D] tcp HOST:PORT")
+		fmt.Fprintln(stderr, "usage: netprobe [-timeout D] [-attempts N] [-interval D] [-delay D] http METHOD URL [BODY]")
+		fmt.Fprintln(stderr, "       netprobe [-timeout D] [-attempts N] [-interval D] [-delay D] dns NAME")
+		fmt.Fprintln(stderr, "       netprobe [-timeout D] [-attempts N] [-interval D] [-delay D] tcp HOST:PORT")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -23,6 +23,10 @@ type Options struct {
 	Timeout  time.Duration
 	Attempts int
 	Interval time.Duration
+	// Delay before the first attempt: a new pod's own policy rules reach
+	// the policy engine a moment after the pod starts, and until then its
+	// egress is not yet restricted.
+	Delay time.Duration
 }
 
 func (o Options) validate() error {
@@ -33,6 +37,8 @@ func (o Options) validate() error {
 		return errors.New("-attempts must be at least 1")
 	case o.Interval < 0:
 		return errors.New("-interval must not be negative")
+	case o.Delay < 0:
+		return errors.New("-delay must not be negative")
 	}
 	return nil
 }
@@ -158,6 +164,13 @@ func ProbeTCP(ctx context.Context, opts Options, address string) (Result, error)
 }
 
 func repeat(ctx context.Context, opts Options, res *Result, attempt func(context.Context) bool) {
+	if opts.Delay > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(opts.Delay):
+		}
+	}
 	start := time.Now()
 	defer func() { res.ElapsedMS = time.Since(start).Milliseconds() }()
 	for i := 1; i <= opts.Attempts; i++ {

@@ -246,3 +246,20 @@ func TestProbeTCP(t *testing.T) {
 		}
 	}
 }
+
+func TestDelayComesBeforeTheFirstAttempt(t *testing.T) {
+	opts := fast()
+	opts.Delay = 300 * time.Millisecond
+	start := time.Now()
+	res, err := ProbeTCP(context.Background(), opts, closedAddr(t))
+	if err != nil || res.OK {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	if waited := time.Since(start); waited < opts.Delay {
+		t.Fatalf("first attempt after %s, want at least %s", waited, opts.Delay)
+	}
+	opts.Delay = -time.Second
+	if opts.validate() == nil {
+		t.Fatal("a negative delay must be refused")
+	}
+}

@@ -33,7 +33,7 @@ NAMESPACED_ACTIONS = [
          query={"limit": 5}, kind="ConfigMapList", rule="own"),
     dict(action="list secrets", method="GET", path="/api/v1/namespaces/{ns}/secrets",
          query={"limit": 5}, rule="never"),
-    dict(action="read a secret", method="GET", path="/api/v1/namespaces/{ns}/secrets/{deployment}",
+    dict(action="read the database Secret", method="GET", path="/api/v1/namespaces/{ns}/secrets/{deployment}-db",
          rule="never"),
 ]
 CLUSTER_ACTIONS = [
@@ -152,7 +152,9 @@ def verify_rbac_summary(outcomes):
 
 def verify_invoice_problems(body, expected):
     """What is wrong with a GET /invoices body, apart from payment state:
-    not a list, missing or unexpected invoices, wrong amounts or fields."""
+    not a list, malformed or duplicate entries, an expected invoice missing
+    or with another amount. Other invoices (created by users or earlier
+    runs) are allowed."""
     if not isinstance(body, list):
         return ["the body is not a JSON list: %s" % json.dumps(body)[:300]]
     problems = []
@@ -166,17 +168,88 @@ def verify_invoice_problems(body, expected):
         if iid in seen:
             problems.append("invoice %s is listed twice" % iid)
         seen.add(iid)
-        if iid not in want:
-            problems.append("unexpected invoice %s" % iid)
-            continue
-        if abs(float(inv["Value"]) - float(want[iid]["Value"])) > 1e-9 or inv["Currency"] != want[iid]["Currency"]:
-            problems.append("invoice %s is %s %s, expected %s %s" % (
-                iid, inv["Value"], inv["Currency"], want[iid]["Value"], want[iid]["Currency"]))
         if not isinstance(inv["IsPaid"], bool):
             problems.append("invoice %s has a non-boolean IsPaid %r" % (iid, inv["IsPaid"]))
+        if iid in want and not _same_amount(inv, want[iid]):
+            problems.append("invoice %s is %s %s, expected %s %s" % (
+                iid, inv["Value"], inv["Currency"], want[iid]["Value"], want[iid]["Currency"]))
     for iid in sorted(set(want) - seen):
         problems.append("invoice %s is missing" % iid)
     return problems
+
+
+def _same_amount(got, want, value="Value", currency="Currency"):
+    """Same currency, and amounts equal to the cent."""
+    try:
+        return got[currency] == want[currency] and round(float(got[value]) * 100) == round(float(want[value]) * 100)
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def verify_created_problems(created, asked):
+    """Each POST /invoices answer against what was asked: an ID, the same
+    amount and currency, unpaid; and no ID handed out twice."""
+    problems = []
+    if len(created or []) != len(asked or []):
+        return ["asked for %d invoices, got %d answers" % (len(asked or []), len(created or []))]
+    ids = [c.get("InvoiceId") if isinstance(c, dict) else None for c in created]
+    for got, want in zip(created, asked):
+        if not isinstance(got, dict) or not got.get("InvoiceId"):
+            problems.append("answer without an InvoiceId: %s" % json.dumps(got)[:200])
+            continue
+        if not _same_amount(got, {"Value": want["value"], "Currency": want["currency"]}):
+            problems.append("%s is %s %s, asked for %s %s" % (
+                got["InvoiceId"], got.get("Value"), got.get("Currency"), want["value"], want["currency"]))
+        if got.get("IsPaid") is not False:
+            problems.append("%s is not created unpaid: IsPaid %r" % (got["InvoiceId"], got.get("IsPaid")))
+    for iid in sorted(set(i for i in ids if i and ids.count(i) > 1)):
+        problems.append("invoice ID %s was handed out twice" % iid)
+    return problems
+
+
+def verify_replicas_disagree(results):
+    """Replicas share one database, so their GET /invoices answers must be
+    identical; name every replica whose list differs from the first one's."""
+    answers = [(r.get("item"), r.get("json")) for r in results or [] if r.get("status") == 200]
+    if len(answers) < 2:
+        return []
+    first_pod, first = answers[0]
+    canon = json.dumps(first, sort_keys=True)
+    return ["replica %s lists other invoices or states than replica %s" % (pod, first_pod)
+            for pod, body in answers[1:] if json.dumps(body, sort_keys=True) != canon]
+
+
+def verify_as_request(path):
+    """A verify_kube_request `requests` entry for a GET of path."""
+    return {"path": path}
+
+
+def verify_ledger_problems(responses, invoices):
+    """GET /payments/{id} answers (in the order of invoices) against the
+    invoices: each must be booked, under its ID, with its amount and currency."""
+    problems = []
+    if len(responses or []) != len(invoices or []):
+        return ["%d ledger answers for %d invoices" % (len(responses or []), len(invoices or []))]
+    for resp, inv in zip(responses, invoices):
+        iid = inv["InvoiceId"]
+        if resp.get("status") != 200:
+            problems.append("%s: the ledger answered %s %s" % (iid, resp.get("status"), (resp.get("body") or "")[:200]))
+            continue
+        booking = resp.get("json")
+        if not isinstance(booking, dict) or booking.get("id") != iid:
+            problems.append("%s: the ledger answered %s" % (iid, json.dumps(booking)[:200]))
+        elif not _same_amount({"Value": booking.get("value"), "Currency": booking.get("currency")}, inv):
+            problems.append("%s is booked as %s %s, the invoice is %s %s" % (
+                iid, booking.get("value"), booking.get("currency"), inv["Value"], inv["Currency"]))
+    return problems
+
+
+def verify_booking_problems(booked_ids, invoice_ids):
+    """Bookings (payment IDs logged as new) against invoices paid once:
+    each invoice booked exactly once."""
+    counts = verify_count_by([dict(id=i) for i in booked_ids or []], "id")
+    return ["%s was booked %d times, expected exactly once" % (iid, counts.get(iid, 0))
+            for iid in invoice_ids or [] if counts.get(iid, 0) != 1]
 
 
 def verify_unpaid_ids(body):
@@ -209,26 +282,6 @@ def verify_count_by(items, key):
     for item in items:
         counts[item[key]] = counts.get(item[key], 0) + 1
     return counts
-
-
-def verify_payment_problems(newly_paid, logged, expected):
-    """Compare the invoices invoice-app reported paid in this run with the
-    payments payment-provider logged in the same time. Every newly paid
-    invoice must show up there with its amount (once per replica that paid it)."""
-    problems = []
-    want = dict((e["InvoiceId"], e) for e in expected)
-    paid_counts = verify_count_by([dict(id=i) for i in newly_paid], "id")
-    logged_counts = verify_count_by(logged, "id")
-    for iid in sorted(paid_counts):
-        if logged_counts.get(iid, 0) < paid_counts[iid]:
-            problems.append("invoice-app paid %s %d time(s) in this run, payment-provider logged %d" % (
-                iid, paid_counts[iid], logged_counts.get(iid, 0)))
-    for entry in logged:
-        exp = want.get(entry["id"])
-        if exp and (entry["currency"] != exp["Currency"] or abs(float(entry["value"] or 0) - float(exp["Value"])) > 1e-9):
-            problems.append("payment-provider logged %s as %s %s, expected %s %s" % (
-                entry["id"], entry["value"], entry["currency"], exp["Value"], exp["Currency"]))
-    return problems
 
 
 def verify_ready_pods(pods):
@@ -339,6 +392,35 @@ def verify_probe_plan(catalogue, selected, enforced, invoice_app_labels, base_la
     return plan
 
 
+def verify_tcp_probe_plan(catalogue, enforced, wears, base_labels, probe_label, targets, timeout, attempts, settle=0):
+    """Probe pods that each open TCP connections to some targets, with one
+    expectation per pod. catalogue entries: name, namespace, wears (a key of
+    wears, whose labels the pod carries, or none), targets (keys of
+    targets, host:port), blocked (the policies must stop every target).
+    A probe that must be blocked waits `settle` seconds first, until the
+    policy engine has its own pod's rules."""
+    plan = []
+    for entry in catalogue:
+        unknown = [t for t in entry["targets"] if t not in targets]
+        if unknown or (entry.get("wears") and entry["wears"] not in wears):
+            raise ValueError("probe %s names unknown targets %s or labels %s" % (
+                entry["name"], ", ".join(unknown), entry.get("wears")))
+        expect = "blocked" if entry["blocked"] and enforced else "connect"
+        labels = dict(base_labels)
+        if entry.get("wears"):
+            labels.update(wears[entry["wears"]])
+        else:
+            labels["app.kubernetes.io/name"] = "netprobe"
+        labels[probe_label] = entry["name"]
+        common = ["-timeout", "%ds" % int(timeout), "-attempts", str(1 if expect == "blocked" else int(attempts))]
+        if expect == "blocked" and int(settle) > 0:
+            common += ["-delay", "%ds" % int(settle)]
+        containers = [dict(name="tcp-" + t.replace("_", "-"), args=common + ["tcp", targets[t]]) for t in entry["targets"]]
+        plan.append(dict(name=entry["name"], namespace=entry["namespace"], pod="verify-probe-" + entry["name"],
+                         labels=labels, expect=expect, as_invoice_app=False, containers=containers))
+    return plan
+
+
 def verify_probe_log_requests(probes):
     """One log request per probe container, in plan order."""
     return [dict(path="/api/v1/namespaces/%s/pods/%s/log" % (p["namespace"], p["pod"]), query={"container": c["name"]})
@@ -398,11 +480,14 @@ def verify_probe_verdict(pod, logs, probe):
             ok = got["exit_code"] == 0 and res.get("ok") is True and bool(res.get("addresses"))
         elif probe["expect"] == "connect":
             want = "connects"
-            ok = got["exit_code"] == 0 and res.get("ok") is True and int(res.get("status") or 0) > 0
+            ok = got["exit_code"] == 0 and res.get("ok") is True and (
+                res.get("mode") == "tcp" or int(res.get("status") or 0) > 0)
         else:
             want = "blocked (%s)" % "/".join(BLOCKED_KINDS)
             ok = got["exit_code"] == 1 and res.get("ok") is False and res.get("kind") in BLOCKED_KINDS
-        if res.get("ok") is True:
+        if res.get("ok") is True and res.get("mode") == "tcp":
+            seen = "connected"
+        elif res.get("ok") is True:
             seen = "answered HTTP %s" % res["status"] if res.get("status") else "resolved to %s" % ",".join(res.get("addresses") or [])
         elif res:
             seen = "%s: %s" % (res.get("kind"), res.get("error"))
@@ -418,16 +503,6 @@ def verify_probe_verdict(pod, logs, probe):
                 expect=probe["expect"], phase=phase, checks=checks, waiting=waiting,
                 message=status.get("message", "") or status.get("reason", ""),
                 ok=bool(checks) and all(c["ok"] for c in checks) and phase in ("Succeeded", "Failed"))
-
-
-def verify_start_state(unpaid_before, invoices):
-    """One phrase for the replicas' payment state before paying."""
-    counts = list(unpaid_before.values())
-    if counts and all(len(c) == invoices for c in counts):
-        return "every replica started with all %d invoices unpaid" % invoices
-    if counts and all(len(c) == 0 for c in counts):
-        return "every replica had all invoices paid before this run (a rerun)"
-    return "unpaid per replica at the start: %s" % json.dumps(unpaid_before, sort_keys=True)
 
 
 def verify_probe_summary(verdicts, enforced):
@@ -474,7 +549,6 @@ class FilterModule(object):
             verify_table_row=verify_table_row,
             verify_generations=verify_generations,
             verify_psa_summary=verify_psa_summary,
-            verify_start_state=verify_start_state,
             verify_probe_summary=verify_probe_summary,
             verify_rbac_cells=verify_rbac_cells,
             verify_rbac_targets=verify_rbac_targets,
@@ -492,9 +566,14 @@ class FilterModule(object):
             verify_exposed_services=verify_exposed_services,
             verify_join_counts=verify_join_counts,
             verify_replica_problems=verify_replica_problems,
-            verify_payment_problems=verify_payment_problems,
+            verify_created_problems=verify_created_problems,
+            verify_replicas_disagree=verify_replicas_disagree,
+            verify_as_request=verify_as_request,
+            verify_ledger_problems=verify_ledger_problems,
+            verify_booking_problems=verify_booking_problems,
             verify_probe_verdict=verify_probe_verdict,
             verify_probe_plan=verify_probe_plan,
+            verify_tcp_probe_plan=verify_tcp_probe_plan,
             verify_url_host=verify_url_host,
             verify_probe_log_requests=verify_probe_log_requests,
             verify_probe_verdicts=verify_probe_verdicts,
