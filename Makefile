@@ -107,8 +107,13 @@ builder-image: ## Build the Go builder image from this machine's Go toolchain
 	tools/builder-image/build.sh
 
 .PHONY: bench
-bench: venv ## Time cold and no-op runs of the cluster and site.yml side by side, with ratios
+bench: venv ## Time cold and no-op runs of the cluster and site.yml, then the pay benchmark, with ratios
 	$(BIN)/python tools/bench.py --inventory $(INVENTORY)
+	$(BIN)/python tools/bench_pay.py
+
+.PHONY: bench-pay
+bench-pay: venv ## Pay 1,000 invoices one at a time and with bounded concurrency; print the ratio
+	$(BIN)/python tools/bench_pay.py
 
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), hadolint

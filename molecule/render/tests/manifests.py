@@ -142,11 +142,26 @@ class Pod:
 EXTERNAL = None
 
 
+_OPERATORS = {
+    "In": lambda labels, key, values: key in labels and labels[key] in values,
+    "NotIn": lambda labels, key, values: key not in labels or labels[key] not in values,
+    "Exists": lambda labels, key, values: key in labels,
+    "DoesNotExist": lambda labels, key, values: key not in labels,
+}
+
+
 def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    unsupported = set(selector) - {"matchLabels"}
+    unsupported = set(selector) - {"matchLabels", "matchExpressions"}
     if unsupported:
         raise NotImplementedError(f"selector keys {sorted(unsupported)} are not evaluated")
-    return all(labels.get(key) == value for key, value in selector.get("matchLabels", {}).items())
+    if not all(labels.get(key) == value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        if expr["operator"] not in _OPERATORS:
+            raise NotImplementedError(f"operator {expr['operator']} is not evaluated")
+        if not _OPERATORS[expr["operator"]](labels, expr["key"], expr.get("values", [])):
+            return False
+    return True
 
 
 def _peer_matches(peer: dict[str, Any], pod: Pod | None, policy_namespace: str, render: Render) -> bool:
@@ -223,9 +238,10 @@ def allowed(render: Render, src: Pod | None, dst: Pod | None, port: int, protoco
     return egress_allowed(render, src, dst, port, protocol) and ingress_allowed(render, src, dst, port, protocol)
 
 
-def deployment_pod(render: Render, name: str) -> Pod:
-    deployments = [d for d in render.kind("Deployment") if d["metadata"]["name"] == name]
-    assert len(deployments) == 1, f"expected one Deployment {name}"
+def deployment_pod(render: Render, name: str, kind: str = "Deployment") -> Pod:
+    """A pod of the Deployment (or StatefulSet) called name."""
+    deployments = [d for d in render.kind(kind) if d["metadata"]["name"] == name]
+    assert len(deployments) == 1, f"expected one {kind} {name}"
     deployment = deployments[0]
     return Pod(
         deployment["metadata"]["namespace"],

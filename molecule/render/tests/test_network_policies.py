@@ -31,13 +31,18 @@ def test_namespace_denies_everything_by_default(default, namespace):
 
 
 @pytest.mark.parametrize("namespace", NAMESPACES)
-def test_dns_is_the_only_namespace_wide_egress(default, namespace):
+def test_dns_is_the_only_namespace_wide_egress_and_skips_the_database(default, namespace):
     wide = [
         p
         for p in default.kind("NetworkPolicy")
-        if p["metadata"]["namespace"] == namespace and p["spec"]["podSelector"] == {} and p["spec"].get("egress")
+        if p["metadata"]["namespace"] == namespace
+        and not p["spec"]["podSelector"].get("matchLabels")
+        and p["spec"].get("egress")
     ]
     [dns] = wide
+    # Every pod but the database's: the database has no egress at all.
+    assert dns["spec"]["podSelector"] == {"matchExpressions": [
+        {"key": "app.kubernetes.io/component", "operator": "NotIn", "values": ["database"]}]}
     [rule] = dns["spec"]["egress"]
     assert sorted((p["protocol"], p["port"]) for p in rule["ports"]) == [("TCP", 53), ("UDP", 53)]
     [peer] = rule["to"]
@@ -52,6 +57,7 @@ def test_payment_provider_admits_only_invoice_app(default):
         p
         for p in default.kind("NetworkPolicy")
         if p["metadata"]["namespace"] == "payments" and p["spec"].get("ingress")
+        and p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "payment-provider"
     ]
     [policy] = policies
     [rule] = policy["spec"]["ingress"]
@@ -63,18 +69,34 @@ def test_payment_provider_admits_only_invoice_app(default):
     assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "invoice-app"
 
 
-def test_invoice_app_egress_only_to_payment_provider(default):
+def test_invoice_app_egress_only_to_payment_provider_and_its_database(default):
     policies = [
         p
         for p in default.kind("NetworkPolicy")
-        if p["metadata"]["namespace"] == "invoices" and p["spec"]["podSelector"] != {} and p["spec"].get("egress")
+        if p["metadata"]["namespace"] == "invoices" and p["spec"]["podSelector"].get("matchLabels")
+        and p["spec"].get("egress")
     ]
     [policy] = policies
-    [rule] = policy["spec"]["egress"]
+    rule, database = policy["spec"]["egress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 8082}]
     [peer] = rule["to"]
     assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "payments"}}
     assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "payment-provider"
+    # Its own database: no namespaceSelector, so only in its own namespace.
+    assert database["ports"] == [{"protocol": "TCP", "port": 5432}]
+    assert database["to"] == [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "invoice-app-db", "app.kubernetes.io/instance": "invoice-app-db"}}}]
+
+
+@pytest.mark.parametrize(("namespace", "app"), [("invoices", "invoice-app"), ("payments", "payment-provider")])
+def test_database_admits_only_its_own_app(default, namespace, app):
+    [policy] = [p for p in default.kind("NetworkPolicy") if p["metadata"]["name"] == f"{app}-db-ingress"]
+    assert policy["metadata"]["namespace"] == namespace
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    [rule] = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 5432}]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": app, "app.kubernetes.io/instance": app}}}]
 
 
 def test_invoice_app_admits_anyone_on_its_port_only(default):
@@ -102,6 +124,23 @@ CONNECTIONS = [
     ("payment-provider", "kube-dns", 53, True),
     ("invoice-app", "external", 443, False),
     ("payment-provider", "external", 443, False),
+    # Each team's database: its own app only, and no egress at all.
+    ("invoice-app", "invoice-app-db", 5432, True),
+    ("payment-provider", "payment-provider-db", 5432, True),
+    ("invoice-app", "invoice-app-db", 22, False),
+    ("invoice-app", "payment-provider-db", 5432, False),
+    ("payment-provider", "invoice-app-db", 5432, False),
+    ("stranger:invoices", "invoice-app-db", 5432, False),
+    ("stranger:payments", "payment-provider-db", 5432, False),
+    ("stranger:default", "invoice-app-db", 5432, False),
+    ("stranger:default", "payment-provider-db", 5432, False),
+    ("external", "invoice-app-db", 5432, False),
+    ("invoice-app-db", "kube-dns", 53, False),
+    ("payment-provider-db", "kube-dns", 53, False),
+    ("invoice-app-db", "invoice-app", 8081, False),
+    ("payment-provider-db", "payment-provider", 8082, False),
+    ("invoice-app-db", "payment-provider-db", 5432, False),
+    ("invoice-app-db", "external", 443, False),
 ]
 
 
@@ -112,6 +151,8 @@ def _pod(render, name):
         return KUBE_DNS
     if name.startswith("stranger:"):
         return strangers(name.split(":", 1)[1])
+    if name.endswith("-db"):
+        return deployment_pod(render, name, "StatefulSet")
     return deployment_pod(render, name)
 
 

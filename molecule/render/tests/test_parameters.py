@@ -44,10 +44,13 @@ def test_custom_values_change_exactly_their_fields(default, custom):
             metadata["name"] = mapping[metadata["name"]]
         if doc["kind"] == "Deployment":
             doc["spec"]["replicas"] = CUSTOM["replicas"]
-        if doc["kind"] == "Service" and doc["spec"]["type"] == "NodePort":
+        if doc["kind"] == "Service" and doc["spec"].get("type") == "NodePort":
             doc["spec"]["ports"][0]["nodePort"] = CUSTOM["node_port"]
         if doc["kind"] == "ConfigMap":
-            doc["data"]["PAYMENT_PROVIDER_URL"] = "http://payment-provider.psp.svc.cluster.local:8082"
+            if "PAYMENT_PROVIDER_URL" in doc["data"]:
+                doc["data"]["PAYMENT_PROVIDER_URL"] = "http://payment-provider.psp.svc.cluster.local:8082"
+            doc["data"]["DATABASE_URL"] = doc["data"]["DATABASE_URL"].replace(
+                f".{original['metadata']['namespace']}.svc.", f".{metadata['namespace']}.svc.")
         if doc["kind"] == "Deployment" and "annotations" in doc["spec"]["template"]["metadata"]:
             # New ConfigMap data, new checksum: the pods roll.
             old = doc["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
@@ -63,7 +66,7 @@ def test_ingress_replaces_the_node_port(default, ingress):
     expected = {}
     for path, original in default.by_path().items():
         doc = deep_copy(original)
-        if doc["kind"] == "Service" and doc["spec"]["type"] == "NodePort":
+        if doc["kind"] == "Service" and doc["spec"].get("type") == "NodePort":
             doc["spec"]["type"] = "ClusterIP"
             for port in doc["spec"]["ports"]:
                 del port["nodePort"]

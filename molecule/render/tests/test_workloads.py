@@ -27,8 +27,13 @@ def _context_hash(context: str) -> str:
     return module.context_hash(str(PROJECT_ROOT / context))[:12]
 
 
+# Applied, never written to a file: it holds the generated password.
+NEVER_RENDERED = {"secret-database.yaml"}
+
+
 def test_every_template_is_rendered(renders):
-    """Each object template appears in at least one render, under its own name."""
+    """Each object template appears in at least one render, under its own
+    name; the credentials Secret in none."""
     rendered = {path.name for render in renders.values() for path in render.files}
     templates = {
         path.name.removesuffix(".j2")
@@ -36,7 +41,10 @@ def test_every_template_is_rendered(renders):
         for path in (PROJECT_ROOT / "roles" / role / "templates").glob("*.yaml.j2")
     }
     assert templates, "no templates found"
-    assert templates <= rendered, f"never rendered: {sorted(templates - rendered)}"
+    assert NEVER_RENDERED <= templates
+    assert templates - NEVER_RENDERED <= rendered, f"never rendered: {sorted(templates - NEVER_RENDERED - rendered)}"
+    assert not NEVER_RENDERED & rendered
+    assert not any(m.kind == "Secret" for render in renders.values() for m in render.manifests)
 
 
 def test_one_kind_per_file_named_after_it(renders):
@@ -170,7 +178,8 @@ def test_replicas_prefer_different_nodes(default, name):
 
 def test_invoice_app_gets_the_payment_provider_url(default):
     config = default.get("ConfigMap", "invoice-app", "invoices")
-    assert config["data"] == {"PAYMENT_PROVIDER_URL": PAYMENT_PROVIDER_URL}
+    assert config["data"]["PAYMENT_PROVIDER_URL"] == PAYMENT_PROVIDER_URL
+    assert sorted(config["data"]) == ["DATABASE_URL", "PAYMENT_PROVIDER_URL"]
     deployment = default.get("Deployment", "invoice-app", "invoices")
     [container] = containers(deployment)
     assert {"configMapRef": {"name": "invoice-app"}} in container["envFrom"]
@@ -178,10 +187,16 @@ def test_invoice_app_gets_the_payment_provider_url(default):
     assert re.fullmatch(r"[0-9a-f]{64}", checksum)
 
 
-def test_payment_provider_needs_no_config(default):
-    assert default.find("ConfigMap", "payment-provider") is None
-    [container] = containers(default.get("Deployment", "payment-provider", "payments"))
-    assert "envFrom" not in container and "env" not in container
+@pytest.mark.parametrize(("name", "namespace", "database"),
+                         [("invoice-app", "invoices", "invoices"), ("payment-provider", "payments", "payments")])
+def test_database_url_in_the_configmap_password_from_the_secret(default, name, namespace, database):
+    config = default.get("ConfigMap", name, namespace)["data"]
+    assert config["DATABASE_URL"] == (
+        f"postgres://{database}@{name}-db.{namespace}.svc.cluster.local:5432/{database}?sslmode=disable")
+    [container] = containers(default.get("Deployment", name, namespace))
+    assert container["envFrom"] == [{"configMapRef": {"name": name}}]
+    assert container["env"] == [{"name": "PGPASSWORD", "valueFrom": {
+        "secretKeyRef": {"name": f"{name}-db", "key": "password"}}}]
 
 
 def test_payment_provider_is_cluster_internal(default):
@@ -227,3 +242,56 @@ def test_disruption_budget_keeps_pods_serving(default, name):
 
 def test_no_autoscaler_by_default(default):
     assert not default.kind("HorizontalPodAutoscaler")
+
+
+DATABASES = {"invoice-app-db": "invoices", "payment-provider-db": "payments"}
+
+
+@pytest.mark.parametrize("name", DATABASES)
+def test_database_is_a_locked_down_statefulset_on_a_claim(default, name):
+    namespace = DATABASES[name]
+    sts = default.get("StatefulSet", name, namespace)
+    spec = sts["spec"]
+    assert spec["replicas"] == 1
+    assert spec["serviceName"] == f"{name}-headless"
+    assert default.get("Service", f"{name}-headless", namespace)["spec"]["clusterIP"] == "None"
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    [claim] = spec["volumeClaimTemplates"]
+    # No class named: the cluster's default StorageClass provisions it.
+    assert "storageClassName" not in claim["spec"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    pod = spec["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 999
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    mounts = {}
+    for container in containers(sts):
+        context = container["securityContext"]
+        assert context["runAsNonRoot"] is True and context["runAsUser"] == 999, container["name"]
+        assert context["readOnlyRootFilesystem"] is True, container["name"]
+        assert context["allowPrivilegeEscalation"] is False, container["name"]
+        assert context["capabilities"] == {"drop": ["ALL"]}, container["name"]
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}, container["name"]
+        assert {"cpu", "memory"} <= container["resources"]["limits"].keys(), container["name"]
+        mounts[container["name"]] = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    # PostgreSQL writes to its volume and to emptyDirs, nothing else.
+    assert mounts["postgres"]["/var/lib/postgresql/data"] == "data"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for path in ("/var/run/postgresql", "/tmp", "/dev/shm"):
+        assert "emptyDir" in volumes[mounts["postgres"][path]], path
+    [postgres] = pod["containers"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert postgres[probe]["exec"]["command"][0] == "pg_isready", probe
+    assert postgres["lifecycle"]["preStop"]["exec"]["command"][:2] == ["pg_ctl", "stop"]
+    pdb = default.get("PodDisruptionBudget", name, namespace)
+    assert pdb["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize("name", DATABASES)
+def test_database_password_only_from_the_secret(default, name):
+    sts = default.get("StatefulSet", name, DATABASES[name])
+    text = repr(sts)
+    assert "password" not in repr([c.get("env", []) for c in containers(sts)]).lower()
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["credentials"]["secret"]["secretName"] == name
+    assert "PGPASSWORD" not in text
