@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"math/big"
 	"net/http"
 	"path"
 	"reflect"
@@ -31,6 +33,7 @@ func NewApp(ledger *Ledger, log *slog.Logger) *App {
 func (a *App) Routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /payments/pay", a.pay)
+	mux.HandleFunc("GET /payments/{id}", a.getPayment)
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
 	return logRequests(a.log, jsonErrors(mux))
@@ -59,55 +62,148 @@ func (a *App) pay(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	dup := a.ledger.Record(p)
+	if !a.ledger.Ready() {
+		writeNotReady(w)
+		return
+	}
+	dup, err := a.ledger.Record(r.Context(), p)
+	var conflict *ConflictError
+	switch {
+	case errors.As(err, &conflict):
+		a.log.WarnContext(r.Context(), "payment refused", "id", p.ID, "value", p.Value, "currency", p.Currency,
+			"booked_value", conflict.Booked.Value, "booked_currency", conflict.Booked.Currency)
+		writeError(w, http.StatusConflict, fmt.Sprintf("%s; this payment says %s %s, so it is not booked",
+			conflict.Error(), p.Value, p.Currency))
+		return
+	case err != nil:
+		a.writeDBError(w, r, err)
+		return
+	}
 	a.log.InfoContext(r.Context(), "payment accepted", "id", p.ID, "value", p.Value, "currency", p.Currency, "duplicate", dup)
 	writeJSON(w, http.StatusOK, payResponse{ID: p.ID, Duplicate: dup})
+}
+
+func (a *App) getPayment(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if len(id) > maxIDBytes {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no payment with id %q", id))
+		return
+	}
+	if !a.ledger.Ready() {
+		writeNotReady(w)
+		return
+	}
+	b, ok, err := a.ledger.Get(r.Context(), id)
+	switch {
+	case err != nil:
+		a.writeDBError(w, r, err)
+	case !ok:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no payment with id %q", id))
+	default:
+		writeJSON(w, http.StatusOK, b)
+	}
 }
 
 func (a *App) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-func (a *App) readyz(w http.ResponseWriter, _ *http.Request) {
+// readyz is 200 only while this replica's database answers.
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	if !a.ledger.Ready() {
+		writeNotReady(w)
+		return
+	}
+	if err := a.ledger.Ping(r.Context()); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "database unavailable: "+dbErrorText(err, a.ledger.timeout))
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
+
+func writeNotReady(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "database schema is not ready yet; retry later")
+}
+
+// writeDBError logs the details; the client learns only what failed.
+func (a *App) writeDBError(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.WarnContext(r.Context(), "database call failed", "path", r.URL.Path, "error", err.Error())
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "database unavailable; retry later: "+dbErrorText(err, a.ledger.timeout))
+}
+
+func dbErrorText(err error, timeout time.Duration) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Sprintf("no answer within %s", timeout)
+	}
+	return "the database could not be reached or refused the request"
+}
+
+const maxIDBytes = 128
 
 // DecodePayment reads exactly one JSON object with the fields id, value and
 // currency, and checks each. Errors are written for the client to read.
 func DecodePayment(r io.Reader) (Payment, error) {
-	dec := json.NewDecoder(r)
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return Payment{}, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	var p Payment
-	if err := dec.Decode(&p); err != nil {
+	var in struct {
+		ID       string  `json:"id"`
+		Value    float64 `json:"value"`
+		Currency string  `json:"currency"`
+	}
+	if err := dec.Decode(&in); err != nil {
 		return Payment{}, decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return Payment{}, err
-		}
 		return Payment{}, errors.New("request body must hold a single JSON object")
 	}
-	if err := p.validate(); err != nil {
+	switch {
+	case in.ID == "":
+		return Payment{}, errors.New(`field "id" is required`)
+	case len(in.ID) > maxIDBytes:
+		return Payment{}, fmt.Errorf(`field "id" is longer than %d bytes`, maxIDBytes)
+	case in.Value == 0:
+		return Payment{}, errors.New(`field "value" is required and must not be zero`)
+	case in.Value < 0 || math.IsInf(in.Value, 0) || math.IsNaN(in.Value):
+		return Payment{}, errors.New(`field "value" must be a positive amount`)
+	case in.Currency == "":
+		return Payment{}, errors.New(`field "currency" is required`)
+	case !isCurrencyCode(in.Currency):
+		return Payment{}, errors.New(`field "currency" must be a three-letter ISO 4217 code such as EUR`)
+	}
+	// The float above checked the type and sign; the amount itself is the
+	// number's text, so nothing is lost to binary floating point.
+	var exact struct {
+		Value json.Number `json:"value"`
+	}
+	if err := json.Unmarshal(body, &exact); err != nil {
+		return Payment{}, decodeError(err)
+	}
+	if err := checkAmount(exact.Value); err != nil {
 		return Payment{}, err
 	}
-	return p, nil
+	return Payment{ID: in.ID, Value: exact.Value, Currency: in.Currency}, nil
 }
 
-func (p Payment) validate() error {
+// maxAmount is the first value numeric(14,2) cannot hold.
+var maxAmount = big.NewRat(1_000_000_000_000, 1)
+
+// checkAmount wants a positive n with at most two decimal places that fits
+// the ledger's numeric(14,2).
+func checkAmount(n json.Number) error {
+	r, ok := new(big.Rat).SetString(string(n))
 	switch {
-	case p.ID == "":
-		return errors.New(`field "id" is required`)
-	case len(p.ID) > 128:
-		return errors.New(`field "id" is longer than 128 bytes`)
-	case p.Value == 0:
-		return errors.New(`field "value" is required and must not be zero`)
-	case p.Value < 0 || math.IsInf(p.Value, 0) || math.IsNaN(p.Value):
+	case !ok || r.Sign() <= 0:
 		return errors.New(`field "value" must be a positive amount`)
-	case p.Currency == "":
-		return errors.New(`field "currency" is required`)
-	case !isCurrencyCode(p.Currency):
-		return errors.New(`field "currency" must be a three-letter ISO 4217 code such as EUR`)
+	case r.Cmp(maxAmount) >= 0:
+		return fmt.Errorf(`field "value" must be less than %s`, maxAmount.RatString())
+	case !new(big.Rat).Mul(r, big.NewRat(100, 1)).IsInt():
+		return errors.New(`field "value" must have at most two decimal places`)
 	}
 	return nil
 }
@@ -128,11 +224,8 @@ func decodeError(err error) error {
 	var (
 		syntaxErr *json.SyntaxError
 		typeErr   *json.UnmarshalTypeError
-		tooBig    *http.MaxBytesError
 	)
 	switch {
-	case errors.As(err, &tooBig):
-		return err
 	case errors.Is(err, io.EOF):
 		return errors.New("request body is empty; expected a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -4,13 +4,17 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // shutdownTimeout stays below Kubernetes' default 30 s grace period.
@@ -36,8 +40,20 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	app := NewApp(NewLedger(), log)
-	log.Info("listening", "addr", ln.Addr().String())
+	// The pool connects lazily and reconnects by itself once the database
+	// is back, so a database outage never needs a restart.
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	ledger := NewLedger(pool, cfg.DBTimeout)
+	go func() { _ = ledger.MigrateUntilReady(ctx, log) }()
+	app := NewApp(ledger, log)
+	cc := cfg.DB.ConnConfig
+	log.Info("listening", "addr", ln.Addr().String(),
+		"database", fmt.Sprintf("%s@%s/%s", cc.User, net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))), cc.Database),
+		"db_timeout", cfg.DBTimeout.String(), "db_max_conns", cfg.DB.MaxConns)
 	return serve(ctx, ln, app.Routes(), 10*time.Second, log)
 }
 
