@@ -4,13 +4,17 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // shutdownTimeout stays below Kubernetes' default 30 s grace period.
@@ -36,11 +40,33 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	app := NewApp(NewStore(seedInvoices()), NewPaymentClient(cfg.PaymentProviderURL, cfg.PaymentTimeout), log)
-	log.Info("listening", "addr", ln.Addr().String(),
-		"payment_provider_url", cfg.PaymentProviderURL.String(), "payment_timeout", cfg.PaymentTimeout.String())
-	// A pay request may wait for one run ahead of it and then run its own.
-	return serve(ctx, ln, app.Routes(), 2*cfg.PaymentTimeout+10*time.Second, log)
+	// The pool connects lazily and reconnects by itself once the database
+	// is back, so a database outage never needs a restart.
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store := NewStore(pool, cfg.DBTimeout, cfg.ClaimLease)
+	app := NewApp(store, NewPaymentClient(cfg.PaymentProviderURL, cfg.PaymentTimeout, cfg.PayConcurrency), log, PayRun{
+		Replica:     cfg.ReplicaID,
+		Concurrency: cfg.PayConcurrency,
+		Budget:      cfg.PayBudget,
+	})
+	app.stopping = ctx
+	go func() { _ = store.MigrateUntilReady(ctx, log) }()
+
+	log.Info("listening", "addr", ln.Addr().String(), "replica", cfg.ReplicaID,
+		"database", dbTarget(cfg.DB), "db_timeout", cfg.DBTimeout.String(), "db_max_conns", cfg.DB.MaxConns,
+		"payment_provider_url", cfg.PaymentProviderURL.String(), "payment_timeout", cfg.PaymentTimeout.String(),
+		"pay_concurrency", cfg.PayConcurrency, "pay_budget", cfg.PayBudget.String(), "claim_lease", cfg.ClaimLease.String())
+	return serve(ctx, ln, app.Routes(), cfg.WriteTimeout(), log)
+}
+
+// dbTarget names the database for the log, never with its password.
+func dbTarget(c *pgxpool.Config) string {
+	cc := c.ConnConfig
+	return fmt.Sprintf("%s@%s/%s", cc.User, net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))), cc.Database)
 }
 
 // serve runs handler on ln until ctx is done, then drains in-flight requests
