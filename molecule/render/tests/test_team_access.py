@@ -74,3 +74,22 @@ def test_team_gets_nothing_more(default, team, namespace):
         assert not _allows(role, "", "services", verb), f"services {verb}"
     assert not _allows(role, "apps", "deployments", "create")
     assert not _allows(role, "apps", "deployments", "delete")
+
+
+@pytest.mark.parametrize(("team", "namespace"), TEAMS.items())
+def test_team_deployment_updates_keep_the_pod_spec(default, team, namespace):
+    """The Role may patch the Deployment; the admission policy keeps the pod
+    spec the platform's, so no team can mount its database Secret."""
+    [policy] = [p for p in default.kind("ValidatingAdmissionPolicy") if f"'{team}' in request.userInfo.groups"
+                in p["spec"]["matchConditions"][0]["expression"]]
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    [rule] = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert (rule["apiGroups"], rule["resources"], rule["operations"]) == (["apps"], ["deployments"], ["UPDATE"])
+    [validation] = policy["spec"]["validations"]
+    assert "object.spec.template.spec == oldObject.spec.template.spec" in validation["expression"]
+    assert validation["reason"] == "Forbidden"
+    [binding] = [b for b in default.kind("ValidatingAdmissionPolicyBinding")
+                 if b["spec"]["policyName"] == policy["metadata"]["name"]]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": namespace}}

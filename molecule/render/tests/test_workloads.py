@@ -64,9 +64,13 @@ def test_standard_labels_on_every_object(renders):
             assert labels["app.kubernetes.io/managed-by"] == "ansible", manifest.path
 
 
+CLUSTER_SCOPED = {"Namespace", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+
+
 def test_namespaced_objects_stay_in_the_service_namespaces(default):
     for manifest in default.manifests:
-        if manifest.kind == "Namespace":
+        if manifest.kind in CLUSTER_SCOPED:
+            assert manifest.namespace is None, manifest.path
             continue
         service = manifest.path.split("/")[0]
         assert manifest.namespace == SERVICES[service]["namespace"], manifest.path

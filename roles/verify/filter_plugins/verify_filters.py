@@ -27,6 +27,12 @@ NAMESPACED_ACTIONS = [
     dict(action="restart deployment (server-side dry run)", method="PATCH",
          path="/apis/apps/v1/namespaces/{ns}/deployments/{deployment}", query={"dryRun": "All"},
          content_type="application/strategic-merge-patch+json", kind="Deployment", rule="own", restart=True),
+    # Allowed by the Role (it may patch its Deployment) but refused by the
+    # team's admission policy: a pod spec of the team's making could mount
+    # the database Secret.
+    dict(action="mount the database Secret into the Deployment (server-side dry run)", method="PATCH",
+         path="/apis/apps/v1/namespaces/{ns}/deployments/{deployment}", query={"dryRun": "All"},
+         content_type="application/strategic-merge-patch+json", rule="never", leak=True),
     dict(action="list services", method="GET", path="/api/v1/namespaces/{ns}/services",
          query={"limit": 5}, kind="ServiceList", rule="own"),
     dict(action="list configmaps", method="GET", path="/api/v1/namespaces/{ns}/configmaps",
@@ -90,6 +96,10 @@ def _cell(team, kubeconfig, spec, namespace, allowed, target, restart_stamp):
     body = None
     if spec.get("restart"):
         body = {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: restart_stamp}}}}}
+    if spec.get("leak"):
+        deployment = target.get("deployment", "")
+        body = {"spec": {"template": {"spec": {"containers": [{"name": deployment, "env": [
+            {"name": "LEAKED", "valueFrom": {"secretKeyRef": {"name": deployment + "-db", "key": "password"}}}]}]}}}}
     return dict(
         team=team["team"], user=team["user"], kubeconfig=kubeconfig, namespace=namespace,
         action=spec["action"], method=spec["method"], path=path, query=dict(spec.get("query", {})),

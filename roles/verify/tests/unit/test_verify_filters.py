@@ -188,16 +188,21 @@ TARGETS = [
 
 def test_rbac_matrix_size_and_expectations(vf):
     cells = vf.verify_rbac_cells(vf.verify_teams(SERVICES), TARGETS, "/creds/", "2025-01-01T00:00:00Z")
-    # 2 teams x (7 namespaced actions x 2 namespaces + 2 cluster-scoped).
-    assert len(cells) == 32
+    # 2 teams x (8 namespaced actions x 2 namespaces + 2 cluster-scoped).
+    assert len(cells) == 36
     allowed = [c for c in cells if c["expect"] == "allowed"]
     assert len(allowed) == 10
     assert all(c["namespace"] == ("invoices" if c["team"] == "team-invoices" else "payments") for c in allowed)
     assert not any("secret" in c["action"] for c in allowed)
     assert all(c["expect"] == "forbidden" for c in cells if c["namespace"] == "(cluster)")
     assert {c["kubeconfig"] for c in cells} == {"/creds/team-invoices.kubeconfig", "/creds/team-payments.kubeconfig"}
-    restart = [c for c in cells if c["method"] == "PATCH"]
+    restart = [c for c in cells if c["method"] == "PATCH" and c["action"].startswith("restart")]
     assert len(restart) == 4 and all(c["query"] == {"dryRun": "All"} for c in restart)
+    leak = [c for c in cells if c["action"].startswith("mount the database Secret")]
+    assert len(leak) == 4 and all(c["expect"] == "forbidden" and c["query"] == {"dryRun": "All"} for c in leak)
+    [own] = [c for c in leak if c["team"] == "team-invoices" and c["namespace"] == "invoices"]
+    env = own["body"]["spec"]["template"]["spec"]["containers"][0]["env"][0]
+    assert env["valueFrom"]["secretKeyRef"] == {"name": "invoice-app-db", "key": "password"}
     logs = [c for c in cells if c["action"] == "read pod logs" and c["namespace"] == "payments"]
     assert logs[0]["path"] == "/api/v1/namespaces/payments/pods/payment-provider-1/log"
 
@@ -242,7 +247,7 @@ def test_rbac_summary(vf):
         if c["restart_stamp"]:
             a["json"]["spec"] = {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "S"}}}}
     summary = vf.verify_rbac_summary(vf.verify_rbac_outcomes(cells, answers))
-    assert (summary["cells"], summary["allowed"], summary["denied"], summary["api_calls"], summary["passed"]) == (32, 10, 22, 32, 32)
+    assert (summary["cells"], summary["allowed"], summary["denied"], summary["api_calls"], summary["passed"]) == (36, 10, 26, 36, 36)
     assert summary["mismatches"] == []
     answers[0] = forbidden()
     assert len(vf.verify_rbac_summary(vf.verify_rbac_outcomes(cells, answers))["mismatches"]) == 1
