@@ -137,7 +137,7 @@ syntax: venv ## ansible-playbook --syntax-check on every playbook
 
 .PHONY: molecule
 molecule: venv tools ## Run the molecule scenarios in SCENARIOS
-	@export REQUIRE_VALIDATORS=1; for scenario in $(SCENARIOS); do \
+	@export REQUIRE_VALIDATORS=1 INVOICE_PLATFORM_ENV=$(ENV); for scenario in $(SCENARIOS); do \
 		echo "== molecule test -s $$scenario"; \
 		$(BIN)/molecule test -s $$scenario || exit 1; \
 	done

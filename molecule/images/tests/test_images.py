@@ -77,7 +77,7 @@ def wait_ready(url):
 def urls(host, scenario):
     services = scenario["platform_services"]
     names = scenario["images_test_containers"]
-    result = {key: base_url(host, names[key]["name"], services[key]["port"]) for key in names}
+    result = {key: base_url(host, names[key]["name"], services[key]["port"]) for key in services}
     for url in result.values():
         wait_ready(url)
     return result
@@ -87,12 +87,13 @@ def urls(host, scenario):
 def payment_run(host, scenario):
     """Pay the invoices once, from a known start.
 
-    Both services keep their state in memory, so restarting the containers
-    brings back three unpaid invoices and an empty payment ledger; the test
-    then holds on every rerun.
+    Both services keep their state in PostgreSQL, whose data is on a tmpfs:
+    restarting the database and then the services brings back three unpaid
+    invoices and an empty payment ledger; the test then holds on every rerun.
     """
     names = scenario["images_test_containers"]
     services = scenario["platform_services"]
+    host.check_output("docker restart %s", names["postgres"]["name"])
     host.check_output("docker restart %s %s", names["payment_provider"]["name"], names["invoice_app"]["name"])
     invoice_app = base_url(host, names["invoice_app"]["name"], services["invoice_app"]["port"])
     provider = base_url(host, names["payment_provider"]["name"], services["payment_provider"]["port"])
