@@ -193,14 +193,22 @@ def test_invoice_app_gets_the_payment_provider_url(default):
 
 @pytest.mark.parametrize(("name", "namespace", "database"),
                          [("invoice-app", "invoices", "invoices"), ("payment-provider", "payments", "payments")])
-def test_database_url_in_the_configmap_password_from_the_secret(default, name, namespace, database):
+def test_database_url_in_the_configmap_password_file_from_the_secret(default, name, namespace, database):
     config = default.get("ConfigMap", name, namespace)["data"]
     assert config["DATABASE_URL"] == (
         f"postgres://{database}@{name}-db.{namespace}.svc.cluster.local:5432/{database}?sslmode=disable")
-    [container] = containers(default.get("Deployment", name, namespace))
+    deployment = default.get("Deployment", name, namespace)
+    [container] = containers(deployment)
     assert container["envFrom"] == [{"configMapRef": {"name": name}}]
-    assert container["env"] == [{"name": "PGPASSWORD", "valueFrom": {
-        "secretKeyRef": {"name": f"{name}-db", "key": "password"}}}]
+    # A file, never an environment variable, carries the password.
+    assert container["env"] == [{"name": "PGPASSFILE", "value": "/etc/invoice-platform/database/pgpass"}]
+    assert "secretKeyRef" not in repr(container)
+    [mount] = container["volumeMounts"]
+    assert mount == {"name": "database-credentials", "mountPath": "/etc/invoice-platform/database", "readOnly": True}
+    [volume] = deployment["spec"]["template"]["spec"]["volumes"]
+    assert volume["secret"] == {"secretName": f"{name}-db", "defaultMode": 0o440,
+                                "items": [{"key": "pgpass", "path": "pgpass"}]}
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 65532
 
 
 def test_payment_provider_is_cluster_internal(default):
@@ -284,8 +292,9 @@ def test_database_is_a_locked_down_statefulset_on_a_claim(default, name):
     for path in ("/var/run/postgresql", "/tmp", "/dev/shm"):
         assert "emptyDir" in volumes[mounts["postgres"][path]], path
     [postgres] = pod["containers"]
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    for probe in ("startupProbe", "readinessProbe"):
         assert postgres[probe]["exec"]["command"][0] == "pg_isready", probe
+    assert postgres["livenessProbe"]["tcpSocket"]["port"] == "postgres"
     assert postgres["lifecycle"]["preStop"]["exec"]["command"][:2] == ["pg_ctl", "stop"]
     pdb = default.get("PodDisruptionBudget", name, namespace)
     assert pdb["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
@@ -298,4 +307,4 @@ def test_database_password_only_from_the_secret(default, name):
     assert "password" not in repr([c.get("env", []) for c in containers(sts)]).lower()
     volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
     assert volumes["credentials"]["secret"]["secretName"] == name
-    assert "PGPASSWORD" not in text
+    assert "PGPASSWORD" not in text and "secretKeyRef" not in text
