@@ -39,9 +39,10 @@ def call(url: str, method: str, body=None, timeout: float = 120):
         return err.code, json.loads(err.read() or b"null")
 
 
-def set_concurrency(apps, namespace: str, name: str, value: int | None, timeout: float = 300) -> None:
+def set_concurrency(apps, core, namespace: str, name: str, value: int | None, timeout: float = 300) -> None:
     """Set (or remove, for None) PAY_CONCURRENCY on the Deployment and wait
-    until the rollout is complete."""
+    until the rollout is complete and the old pods are gone (a request that
+    lands on a pod on its way out would time the wrong thing)."""
     dep = apps.read_namespaced_deployment(name, namespace)
     container = dep.spec.template.spec.containers[0].name
     # A strategic merge patch: env entries merge by name, and $patch: delete
@@ -54,8 +55,10 @@ def set_concurrency(apps, namespace: str, name: str, value: int | None, timeout:
     while time.monotonic() < deadline:
         dep = apps.read_namespaced_deployment(name, namespace)
         st = dep.status
+        selector = ",".join(f"{k}={v}" for k, v in sorted(dep.spec.selector.match_labels.items()))
+        pods = core.list_namespaced_pod(namespace, label_selector=selector).items
         if (st.observed_generation or 0) >= dep.metadata.generation and dep.spec.replicas == (st.updated_replicas or 0) \
-                == (st.ready_replicas or 0) == (st.replicas or 0):
+                == (st.ready_replicas or 0) == (st.replicas or 0) == len(pods):
             return
         time.sleep(2)
     sys.exit(f"bench-pay: {namespace}/{name} did not roll out within {timeout} s")
@@ -107,12 +110,13 @@ def main() -> int:
 
     from kubernetes import client, config
 
-    apps = client.AppsV1Api(config.new_client_from_config(config_file=args.kubeconfig, context=args.context))
+    api = config.new_client_from_config(config_file=args.kubeconfig, context=args.context)
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     results = {}
     try:
         for label, value in (("one at a time", 1), (f"{args.concurrency} at a time", args.concurrency)):
             print(f"-> {label}: PAY_CONCURRENCY={value}, rolling out", flush=True)
-            set_concurrency(apps, args.namespace, args.deployment, value)
+            set_concurrency(apps, core, args.namespace, args.deployment, value)
             batch = create_batch(args.url, args.invoices)
             seconds, calls = pay_all(args.url, batch, args.timeout)
             results[label] = seconds
@@ -120,7 +124,7 @@ def main() -> int:
                   f"{args.invoices / seconds:.0f} invoices/s)", flush=True)
     finally:
         print("-> restoring the Deployment (PAY_CONCURRENCY removed)", flush=True)
-        set_concurrency(apps, args.namespace, args.deployment, None)
+        set_concurrency(apps, core, args.namespace, args.deployment, None)
 
     serial, bounded = results["one at a time"], results[f"{args.concurrency} at a time"]
     print(f"\nratio  one at a time / {args.concurrency} at a time  {serial / bounded:6.2f}x")
