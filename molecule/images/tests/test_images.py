@@ -18,7 +18,10 @@ import pytest
 
 IMAGE_USER = "65532:65532"
 UID = GID = "65532"
-MAX_IMAGE_BYTES = 10_000_000  # 10 MB
+# A static binary on scratch: about 7 MB with the standard library alone;
+# the PostgreSQL driver (pgx) adds about 4 MB. Anything near the budget
+# means something else came along.
+MAX_IMAGE_BYTES = 15_000_000  # 15 MB
 READY_TIMEOUT = 60
 
 # Requests go straight to 127.0.0.1, never through a proxy from the environment.
@@ -112,7 +115,7 @@ def test_image_user_is_numeric_non_root(service):
     assert service["image"]["Config"]["User"] == IMAGE_USER
 
 
-def test_image_is_at_most_10_mb(service):
+def test_image_is_at_most_15_mb(service):
     size = service["image"]["Size"]
     assert size <= MAX_IMAGE_BYTES, f"{service['image']['RepoTags']} is {size} bytes"
 
