@@ -57,6 +57,11 @@ def test_pay_flow_covers_every_replica(verify_run, apps, services):
     assert len(details["replicas"]) == wanted == 3
     assert set(details["replica_unpaid_after"]) == set(details["replicas"])
     assert all(unpaid == [] for unpaid in details["replica_unpaid_after"].values())
+    # This run's own invoices, each booked once, with its amount, in the ledger.
+    created = [c["InvoiceId"] for c in details["created"]]
+    assert len(created) == 3 and sorted(details["bookings"]) == sorted(set(details["bookings"]))
+    assert set(created) <= set(details["bookings"])
+    assert [b["id"] for b in details["ledger"]] == created
 
 
 def test_blocked_and_allowed_probes(verify_run):
