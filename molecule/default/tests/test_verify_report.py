@@ -3,7 +3,7 @@ report holds the evidence the issue asks for."""
 
 from __future__ import annotations
 
-CHECKS = ["pay_flow", "external_boundary", "network_policy", "team_isolation", "pod_security"]
+CHECKS = ["pay_flow", "external_boundary", "network_policy", "database_access", "team_isolation", "pod_security"]
 
 
 def test_verify_playbook_passes_every_check(verify_run):
