@@ -371,18 +371,21 @@ def verify_replica_problems(results, expected, want_paid):
 
 
 def verify_probe_plan(catalogue, selected, enforced, invoice_app_labels, base_labels, probe_label,
-                      dns_name, urls, timeout, attempts):
+                      dns_name, urls, timeout, attempts, settle=0, hold=1):
     """The probe pods to run: for each selected catalogue entry its
     namespace, labels, expectation and one container per request (`dns`,
-    then one `http-*` container per entry of urls). A request the policies
-    must stop gets one attempt; one that must connect gets `attempts`."""
+    then one `http-*` container per entry of urls). A request that must
+    connect gets `attempts`, a second apart; one the policies must stop
+    waits `settle` seconds and must then stay blocked for `hold` attempts
+    (see verify_tcp_probe_plan). Entries of the catalogue without `urls`
+    (host probes, planned by verify_tcp_probe_plan) are left out."""
     known = [entry["name"] for entry in catalogue]
     unknown = sorted(set(selected) - set(known))
     if unknown:
         raise ValueError("unknown probe(s) %s; known: %s" % (", ".join(unknown), ", ".join(known)))
     plan = []
     for entry in catalogue:
-        if entry["name"] not in selected:
+        if entry["name"] not in selected or "targets" in entry:
             continue
         expect = "blocked" if entry["blocked"] and enforced else "connect"
         labels = dict(base_labels)
@@ -392,25 +395,41 @@ def verify_probe_plan(catalogue, selected, enforced, invoice_app_labels, base_la
             labels["app.kubernetes.io/name"] = "netprobe"
         labels[probe_label] = entry["name"]
         common = ["-timeout", "%ds" % int(timeout)]
-        http_attempts = 1 if expect == "blocked" else int(attempts)
+        http = ["-attempts", str(int(attempts))]
+        if expect == "blocked":
+            http = ["-attempts", str(max(int(hold), 1))] + (["-delay", "%ds" % int(settle)] if int(settle) > 0 else [])
         containers = [dict(name="dns", args=common + ["-attempts", str(int(attempts)), "dns", dns_name])]
         for name in sorted(urls):
-            containers.append(dict(name=name, args=common + ["-attempts", str(http_attempts), "http", "GET", urls[name]]))
+            containers.append(dict(name=name, args=common + http + ["http", "GET", urls[name]]))
         plan.append(dict(name=entry["name"], namespace=entry["namespace"], pod="verify-probe-" + entry["name"],
                          labels=labels, expect=expect, as_invoice_app=bool(entry["as_invoice_app"]),
-                         containers=containers))
+                         containers=containers, settle=int(settle) if expect == "blocked" else 0))
     return plan
 
 
-def verify_tcp_probe_plan(catalogue, enforced, wears, base_labels, probe_label, targets, timeout, attempts, settle=0):
+def verify_tcp_probe_plan(catalogue, enforced, wears, base_labels, probe_label, targets, timeout, attempts, settle=0,
+                          hold=1, selected=None):
     """Probe pods that each open TCP connections to some targets, with one
     expectation per pod. catalogue entries: name, namespace, wears (a key of
     wears, whose labels the pod carries, or none), targets (keys of
-    targets, host:port), blocked (the policies must stop every target).
-    A probe that must be blocked waits `settle` seconds first, until the
-    policy engine has its own pod's rules."""
+    targets), blocked (the policies must stop every target). A target is
+    one host:port or a list of them (one container each); a key whose list
+    is empty probes nothing and is named in the entry's `absent`.
+
+    Propagation is told from enforcement: a probe that must connect tries
+    `attempts` times a second apart, until the policy engine has let its
+    address in; one that must be blocked waits `settle` seconds, until the
+    engine has its own pod's rules, and then must stay blocked for `hold`
+    attempts a second apart. selected: the entry names to plan (all when
+    None); entries without targets (verify_probe_plan's) are left out."""
+    known = [entry["name"] for entry in catalogue]
+    unknown = sorted(set(selected or []) - set(known))
+    if unknown:
+        raise ValueError("unknown probe(s) %s; known: %s" % (", ".join(unknown), ", ".join(known)))
     plan = []
     for entry in catalogue:
+        if (selected is not None and entry["name"] not in selected) or "targets" not in entry:
+            continue
         unknown = [t for t in entry["targets"] if t not in targets]
         if unknown or (entry.get("wears") and entry["wears"] not in wears):
             raise ValueError("probe %s names unknown targets %s or labels %s" % (
@@ -422,13 +441,64 @@ def verify_tcp_probe_plan(catalogue, enforced, wears, base_labels, probe_label, 
         else:
             labels["app.kubernetes.io/name"] = "netprobe"
         labels[probe_label] = entry["name"]
-        common = ["-timeout", "%ds" % int(timeout), "-attempts", str(1 if expect == "blocked" else int(attempts))]
+        tries = int(hold) if expect == "blocked" else int(attempts)
+        common = ["-timeout", "%ds" % int(timeout), "-attempts", str(max(tries, 1))]
         if expect == "blocked" and int(settle) > 0:
             common += ["-delay", "%ds" % int(settle)]
-        containers = [dict(name="tcp-" + t.replace("_", "-"), args=common + ["tcp", targets[t]]) for t in entry["targets"]]
+        containers, absent = [], []
+        for key in entry["targets"]:
+            addresses = targets[key] if isinstance(targets[key], list) else [targets[key]]
+            if not addresses:
+                absent.append(key)
+            base = "tcp-" + key.replace("_", "-")
+            for index, address in enumerate(addresses):
+                name = base if len(addresses) == 1 else "%s-%d" % (base, index + 1)
+                containers.append(dict(name=name, args=common + ["tcp", address]))
+        if not containers:
+            raise ValueError("probe %s has no target to probe (absent: %s)" % (entry["name"], ", ".join(absent)))
         plan.append(dict(name=entry["name"], namespace=entry["namespace"], pod="verify-probe-" + entry["name"],
-                         labels=labels, expect=expect, as_invoice_app=False, containers=containers))
+                         labels=labels, expect=expect, as_invoice_app=entry.get("wears") == "invoice_app",
+                         containers=containers, absent=absent, settle=int(settle) if expect == "blocked" else 0))
     return plan
+
+
+def _url_address(url):
+    """host:port of an https URL (IPv6 hosts stay bracketed)."""
+    rest = url.split("://", 1)[-1].split("/", 1)[0]
+    return rest if rest.rsplit(":", 1)[-1].isdigit() and not rest.endswith("]") else None
+
+
+def verify_host_targets(kubernetes_service, endpoint_slices, nodes, etcd_pods):
+    """The host-network destinations a pod's egress policy must also cover,
+    as lists of host:port: the API server through its Service
+    (`apiserver_service`) and at its endpoints, which are node addresses
+    (`apiserver_node`); each node's kubelet (`kubelet`); each etcd member's
+    client URL, as kubeadm annotates its static pod (`etcd`, empty on a
+    cluster whose etcd is not visible, such as a managed control plane)."""
+    spec = kubernetes_service.get("spec") or {}
+    https = [p for p in spec.get("ports") or [] if p.get("name") == "https"] or spec.get("ports") or []
+    service = ["%s:%s" % (verify_url_host(ip), https[0]["port"])
+               for ip in (spec.get("clusterIPs") or [spec.get("clusterIP")]) if ip and ip != "None" and https]
+    apiserver = []
+    for eps in endpoint_slices:
+        ports = [p["port"] for p in eps.get("ports") or [] if p.get("name") == "https" and p.get("port")]
+        for endpoint in eps.get("endpoints") or []:
+            if (endpoint.get("conditions") or {}).get("ready") is False:
+                continue
+            apiserver += ["%s:%s" % (verify_url_host(a), port) for a in endpoint.get("addresses") or [] for port in ports]
+    kubelet = []
+    for node in nodes:
+        status = node.get("status") or {}
+        port = (((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port"))
+        kubelet += ["%s:%s" % (verify_url_host(a["address"]), port)
+                    for a in status.get("addresses") or [] if a.get("type") == "InternalIP" and port]
+    etcd = []
+    for pod in etcd_pods:
+        annotations = (pod.get("metadata") or {}).get("annotations") or {}
+        urls = annotations.get("kubeadm.kubernetes.io/etcd.advertise-client-urls", "")
+        etcd += [a for a in (_url_address(u.strip()) for u in urls.split(",") if u.strip()) if a]
+    return dict(apiserver_service=sorted(set(service)), apiserver_node=sorted(set(apiserver)),
+                kubelet=sorted(set(kubelet)), etcd=sorted(set(etcd)))
 
 
 def verify_probe_log_requests(probes):
@@ -504,23 +574,34 @@ def verify_probe_verdict(pod, logs, probe):
         else:
             seen = "no result line (exit %s, %s)" % (got["exit_code"], got["reason"])
         checks.append(dict(container=name, target=res.get("target", ""), want=want, seen=seen,
-                           attempts=res.get("attempts"), exit_code=got["exit_code"], ok=ok))
+                           attempts=res.get("attempts"), elapsed_ms=res.get("elapsed_ms"),
+                           exit_code=got["exit_code"], ok=ok))
     status = pod.get("status") or {}
     phase = status.get("phase", "")
     waiting = ["%s: %s %s" % (s.get("name"), s["state"]["waiting"].get("reason", ""), s["state"]["waiting"].get("message", ""))
                for s in status.get("containerStatuses") or [] if (s.get("state") or {}).get("waiting")]
     return dict(probe=probe["name"], namespace=probe["namespace"], labels=probe.get("labels", {}),
-                expect=probe["expect"], phase=phase, checks=checks, waiting=waiting,
+                expect=probe["expect"], phase=phase, checks=checks, waiting=waiting, absent=probe.get("absent", []),
+                settle=probe.get("settle", 0),
                 message=status.get("message", "") or status.get("reason", ""),
                 ok=bool(checks) and all(c["ok"] for c in checks) and phase in ("Succeeded", "Failed"))
 
 
 def verify_probe_summary(verdicts, enforced):
-    """One line for the probe verdicts."""
+    """One line for the probe verdicts: for a probe that must connect, how
+    long its slowest request took to get through (policy propagation); for
+    one that must be blocked, how many attempts each request was held."""
     parts = []
     for v in verdicts:
-        outcome = "must connect" if v["expect"] == "connect" else "must be blocked"
-        parts.append("%s %s: %s" % (v["probe"], outcome, "as expected" if v["ok"] else "NOT AS EXPECTED"))
+        checks = [c for c in v["checks"] if c["container"] != "dns"]
+        if v["expect"] == "connect":
+            took = max([c.get("elapsed_ms") or 0 for c in checks] or [0]) / 1000.0
+            outcome = "must connect (within %.1f s)" % took
+        else:
+            held = min([c.get("attempts") or 0 for c in checks] or [0])
+            outcome = "must be blocked (held %d attempts)" % held
+        absent = (" [no %s]" % ", ".join(v["absent"])) if v.get("absent") else ""
+        parts.append("%s %s: %s%s" % (v["probe"], outcome, "as expected" if v["ok"] else "NOT AS EXPECTED", absent))
     return "%d of %d probes as expected (policies %s): %s" % (
         sum(1 for v in verdicts if v["ok"]), len(verdicts),
         "enforced" if enforced else "expected ABSENT", "; ".join(parts))
@@ -584,6 +665,7 @@ class FilterModule(object):
             verify_probe_verdict=verify_probe_verdict,
             verify_probe_plan=verify_probe_plan,
             verify_tcp_probe_plan=verify_tcp_probe_plan,
+            verify_host_targets=verify_host_targets,
             verify_url_host=verify_url_host,
             verify_probe_log_requests=verify_probe_log_requests,
             verify_probe_verdicts=verify_probe_verdicts,

@@ -425,3 +425,92 @@ def test_tcp_probe_verdicts(vf):
     assert not vf.verify_probe_verdict(failed, {"tcp-db": unresolved, "tcp-other": blocked}, stranger)["ok"]
     # Connected where it must be blocked.
     assert not vf.verify_probe_verdict(done, {"tcp-db": line}, dict(own, expect="blocked"))["ok"]
+
+
+def test_probe_plan_holds_blocked_requests(vf):
+    outside, labelled = vf.verify_probe_plan(
+        CATALOGUE, ["outside-namespace", "invoices-as-invoice-app"], True, INVOICE_LABELS, {}, "p/verify-probe",
+        "pp", {"http-service": "http://pp:8082/healthz"}, 5, 20, settle=4, hold=3)
+    # Blocked: wait for the engine, then stay blocked for three attempts.
+    assert outside["containers"][1]["args"] == ["-timeout", "5s", "-attempts", "3", "-delay", "4s",
+                                                "http", "GET", "http://pp:8082/healthz"]
+    # Must connect: retried until the engine lets it in, with no wait.
+    assert labelled["containers"][1]["args"] == ["-timeout", "5s", "-attempts", "20", "http", "GET", "http://pp:8082/healthz"]
+    # The wait is on record, for the report.
+    assert (outside["settle"], labelled["settle"]) == (4, 0)
+
+
+HOST_CATALOGUE = CATALOGUE + [
+    {"name": "host-bare", "namespace": "payments", "wears": None, "targets": ["apiserver_node", "etcd"], "blocked": True},
+    {"name": "host-app", "namespace": "invoices", "wears": "invoice_app", "targets": ["kubelet"], "blocked": True},
+]
+
+
+def test_http_plan_leaves_host_probes_out_and_tcp_plan_takes_only_them(vf):
+    names = ["outside-namespace", "host-bare", "host-app"]
+    http = vf.verify_probe_plan(HOST_CATALOGUE, names, True, INVOICE_LABELS, {}, "p", "pp", {"http-pod": "http://x/"}, 5, 20)
+    assert [p["name"] for p in http] == ["outside-namespace"]
+    targets = {"apiserver_node": ["192.168.49.2:8443"], "etcd": ["192.168.49.2:2379", "192.168.49.3:2379"],
+               "kubelet": ["192.168.49.2:10250"]}
+    tcp = vf.verify_tcp_probe_plan(HOST_CATALOGUE, True, {"invoice_app": INVOICE_LABELS}, {}, "p", targets, 5, 20,
+                                   settle=5, hold=3, selected=names)
+    assert [p["name"] for p in tcp] == ["host-bare", "host-app"]
+    bare, app = tcp
+    # One container per address; a list of several is numbered.
+    assert [(c["name"], c["args"][-1]) for c in bare["containers"]] == [
+        ("tcp-apiserver-node", "192.168.49.2:8443"), ("tcp-etcd-1", "192.168.49.2:2379"), ("tcp-etcd-2", "192.168.49.3:2379")]
+    assert all(c["args"][:6] == ["-timeout", "5s", "-attempts", "3", "-delay", "5s"] for c in bare["containers"])
+    assert bare["settle"] == 5
+    assert app["labels"]["app.kubernetes.io/name"] == "invoice-app" and app["as_invoice_app"]
+    assert bare["labels"]["app.kubernetes.io/name"] == "netprobe" and not bare["as_invoice_app"]
+    # Selection leaves entries out; an unknown name is an error.
+    assert [p["name"] for p in vf.verify_tcp_probe_plan(HOST_CATALOGUE, True, {"invoice_app": {}}, {}, "p", targets, 5, 20,
+                                                         selected=["host-app"])] == ["host-app"]
+    with pytest.raises(ValueError, match="unknown probe"):
+        vf.verify_tcp_probe_plan(HOST_CATALOGUE, True, {}, {}, "p", targets, 5, 20, selected=["nope"])
+
+
+def test_tcp_plan_names_absent_targets_and_refuses_an_empty_probe(vf):
+    targets = {"apiserver_node": ["10.0.0.1:6443"], "etcd": [], "kubelet": []}
+    bare = vf.verify_tcp_probe_plan(HOST_CATALOGUE, True, {}, {}, "p", targets, 5, 20, selected=["host-bare"])[0]
+    assert [c["name"] for c in bare["containers"]] == ["tcp-apiserver-node"] and bare["absent"] == ["etcd"]
+    with pytest.raises(ValueError, match="no target"):
+        vf.verify_tcp_probe_plan(HOST_CATALOGUE, True, {"invoice_app": {}}, {}, "p", targets, 5, 20, selected=["host-app"])
+
+
+def test_host_targets(vf):
+    service = {"spec": {"clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"], "ports": [{"name": "https", "port": 443}]}}
+    slices = [{"ports": [{"name": "https", "port": 8443}],
+               "endpoints": [{"addresses": ["192.168.49.2"], "conditions": {"ready": True}},
+                             {"addresses": ["192.168.49.9"], "conditions": {"ready": False}}]}]
+    nodes = [{"status": {"daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                         "addresses": [{"type": "InternalIP", "address": "192.168.49.2"},
+                                       {"type": "Hostname", "address": "minikube"}]}},
+             {"status": {"daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                         "addresses": [{"type": "InternalIP", "address": "fd00::3"}]}}]
+    etcd = [{"metadata": {"annotations": {
+        "kubeadm.kubernetes.io/etcd.advertise-client-urls": "https://192.168.49.2:2379,https://[fd00::2]:2379"}}}]
+    assert vf.verify_host_targets(service, slices, nodes, etcd) == {
+        "apiserver_service": ["10.96.0.1:443"],
+        "apiserver_node": ["192.168.49.2:8443"],  # the endpoint that is not ready is left out
+        "kubelet": ["192.168.49.2:10250", "[fd00::3]:10250"],
+        "etcd": ["192.168.49.2:2379", "[fd00::2]:2379"],
+    }
+    # A managed control plane: no etcd pod, nothing to aim at.
+    assert vf.verify_host_targets(service, slices, nodes, [])["etcd"] == []
+    assert vf.verify_host_targets(service, slices, nodes, [{"metadata": {}}])["etcd"] == []
+
+
+def test_probe_summary_reports_propagation_and_hold(vf):
+    verdicts = [
+        {"probe": "app", "expect": "connect", "ok": True, "absent": [],
+         "checks": [{"container": "dns", "elapsed_ms": 9000}, {"container": "http-pod", "elapsed_ms": 1500},
+                    {"container": "http-service", "elapsed_ms": 2300}]},
+        {"probe": "bare", "expect": "blocked", "ok": False, "absent": ["etcd"],
+         "checks": [{"container": "tcp-kubelet", "attempts": 3}, {"container": "tcp-apiserver-node", "attempts": 1}]},
+    ]
+    line = vf.verify_probe_summary(verdicts, True)
+    assert line.startswith("1 of 2 probes as expected (policies enforced)")
+    assert "app must connect (within 2.3 s): as expected" in line
+    # The weakest hold is reported: one request got through on its first attempt.
+    assert "bare must be blocked (held 1 attempts): NOT AS EXPECTED [no etcd]" in line
