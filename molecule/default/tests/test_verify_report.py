@@ -66,17 +66,45 @@ def test_pay_flow_covers_every_replica(verify_run, apps, services):
 
 def test_blocked_and_allowed_probes(verify_run):
     probes = {p["probe"]: p for p in check(verify_run[1], "network_policy")["details"]["probes"]}
-    assert set(probes) == {"outside-namespace", "payments-unlabelled", "invoices-unlabelled", "invoices-as-invoice-app"}
+    assert set(probes) == {"outside-namespace", "payments-unlabelled", "invoices-unlabelled", "invoices-as-invoice-app",
+                           "host-no-egress", "host-as-invoice-app"}
     for name in ("outside-namespace", "payments-unlabelled", "invoices-unlabelled"):
         http = [c for c in probes[name]["checks"] if c["container"].startswith("http")]
         assert http and all(c["ok"] and c["exit_code"] == 1 for c in http), probes[name]
         assert all(c["seen"].split(":")[0] in ("timeout", "refused", "unreachable") for c in http), probes[name]
+        # Held blocked, not caught between two syncs.
+        assert all(c["attempts"] >= 3 for c in http), probes[name]
     allowed = probes["invoices-as-invoice-app"]
     assert allowed["labels"]["app.kubernetes.io/name"] == "invoice-app"
     assert all(c["ok"] and c["seen"].startswith("answered HTTP 200") for c in allowed["checks"] if c["container"] != "dns")
-    for probe in probes.values():
-        dns = next(c for c in probe["checks"] if c["container"] == "dns")
-        assert dns["ok"] and dns["seen"].startswith("resolved to "), probe
+    # How long the allowed requests took to get through is on record.
+    assert all(isinstance(c["elapsed_ms"], int) and c["attempts"] >= 1 for c in allowed["checks"])
+    for name in ("outside-namespace", "payments-unlabelled", "invoices-unlabelled", "invoices-as-invoice-app"):
+        dns = next(c for c in probes[name]["checks"] if c["container"] == "dns")
+        assert dns["ok"] and dns["seen"].startswith("resolved to "), probes[name]
+
+
+def test_host_network_destinations_are_blocked(verify_run):
+    """Egress default-deny also holds toward what lives in the nodes'
+    network: from a pod allowed nothing but DNS and from one wearing
+    invoice-app's labels, the API server (Service and node address), every
+    kubelet and etcd refuse or drop the TCP connection on every attempt.
+    test_network_policy.py shows the same connections open once the
+    policies are removed."""
+    details = check(verify_run[1], "network_policy")["details"]
+    targets = details["host_targets"]
+    assert all(targets[g] for g in ("apiserver_service", "apiserver_node", "kubelet", "etcd")), targets
+    probes = {p["probe"]: p for p in details["probes"]}
+    for name in ("host-no-egress", "host-as-invoice-app"):
+        probe = probes[name]
+        assert probe["expect"] == "blocked" and not probe["absent"], probe
+        aimed = sorted(c["target"] for c in probe["checks"])
+        assert aimed == sorted(a for g in targets.values() for a in g), probe
+        assert probe["settle"] == 5, probe
+        for c in probe["checks"]:
+            assert c["ok"] and c["exit_code"] == 1 and c["attempts"] >= 3, probe
+            assert c["seen"].split(":")[0] in ("timeout", "refused", "unreachable"), probe
+    assert probes["host-as-invoice-app"]["labels"]["app.kubernetes.io/name"] == "invoice-app"
 
 
 def test_pod_security_refusals_quote_admission(verify_run, services):
