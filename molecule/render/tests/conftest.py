@@ -21,7 +21,8 @@ CUSTOM = {
     "node_port": 30999,
     "namespaces": {"invoices": "billing", "payments": "psp"},
 }
-INGRESS = {"host": "invoices.example.test", "class": "traefik"}
+INGRESS = {"host": "invoices.example.test", "class": "traefik", "tls_secret": "invoices-tls",
+           "pull_secrets": ["registry-credentials"]}
 
 RENDERS = ("default", "custom", "ingress")
 

@@ -73,6 +73,7 @@ def test_ingress_replaces_the_node_port(default, ingress):
         if doc["kind"] == "Deployment":
             # The autoscaler owns the replica count.
             del doc["spec"]["replicas"]
+            doc["spec"]["template"]["spec"]["imagePullSecrets"] = [{"name": n} for n in INGRESS["pull_secrets"]]
         expected[path] = doc
     added = {
         "invoice-app/ingress.yaml",
@@ -95,6 +96,14 @@ def test_ingress_routes_to_invoice_app(ingress):
     assert path["backend"]["service"]["name"] == "invoice-app"
     service = ingress.get("Service", "invoice-app", "invoices")
     assert path["backend"]["service"]["port"]["name"] in [p["name"] for p in service["spec"]["ports"]]
+    # TLS for exactly the rule's host, from the Secret named.
+    assert route["spec"]["tls"] == [{"hosts": [INGRESS["host"]], "secretName": INGRESS["tls_secret"]}]
+
+
+def test_no_tls_and_no_pull_secrets_unless_asked(default):
+    assert not default.kind("Ingress")
+    for deployment in default.kind("Deployment"):
+        assert "imagePullSecrets" not in deployment["spec"]["template"]["spec"]
 
 
 def test_autoscalers_scale_their_deployment(ingress):

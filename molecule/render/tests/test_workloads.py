@@ -170,6 +170,21 @@ def test_resources_are_set_and_small(default):
 
 
 @pytest.mark.parametrize("name", SERVICES)
+def test_replicas_spread_over_nodes(default, name):
+    template = default.get("Deployment", name, SERVICES[name]["namespace"])["spec"]["template"]
+    [spread] = template["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    # Hard: no node runs two replicas more than another...
+    assert spread["maxSkew"] == 1 and spread["whenUnsatisfiable"] == "DoNotSchedule"
+    # ...counting only nodes a replica may go to, so a cordoned node being
+    # drained does not hold its replacements back...
+    assert spread["nodeTaintsPolicy"] == "Honor" and spread["nodeAffinityPolicy"] == "Honor"
+    # ...and each revision on its own, so a rolling update spreads too.
+    assert spread["matchLabelKeys"] == ["pod-template-hash"]
+    assert spread["labelSelector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+
+
+@pytest.mark.parametrize("name", SERVICES)
 def test_replicas_prefer_different_nodes(default, name):
     template = default.get("Deployment", name, SERVICES[name]["namespace"])["spec"]["template"]
     anti_affinity = template["spec"]["affinity"]["podAntiAffinity"]
@@ -178,6 +193,16 @@ def test_replicas_prefer_different_nodes(default, name):
     [term] = anti_affinity["preferredDuringSchedulingIgnoredDuringExecution"]
     assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     assert term["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_termination_outlasts_endpoint_removal(default, name):
+    pod = default.get("Deployment", name, SERVICES[name]["namespace"])["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    # The images have no shell: the kubelet's own sleep, not `sh -c sleep`.
+    pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    # The servers drain for at most 20 s after SIGTERM (shutdownTimeout).
+    assert 0 < pause and pause + 20 < pod["terminationGracePeriodSeconds"]
 
 
 def test_invoice_app_gets_the_payment_provider_url(default):
