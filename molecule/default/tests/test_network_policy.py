@@ -137,24 +137,22 @@ def test_probes_are_blocked_with_the_policies_restored(tmp_path, networking, ser
 
 
 def test_a_new_pod_is_restricted_from_its_first_packet(tmp_path):
-    """No propagation window: probes whose blocked requests start at once,
-    without waiting for the policy engine (`verify_probe_settle: 0`), are
-    still blocked toward the host-network destinations, payment-provider
-    and, from a database's labels, the cluster DNS. Before the air-gapped
-    CNI's pod guard, a pod's first second went through unjudged and these
-    connections opened."""
-    run, report = run_verify(tmp_path, "first-packet", verify_checks=["network_policy", "database_access"],
-                             verify_probe_settle=0)
-    for name in ("network_policy", "database_access"):
-        check = next(c for c in report["checks"] if c["name"] == name)
-        assert check["status"] == "PASS", check.get("evidence")
-        blocked = [p for p in check["details"]["probes"] if p["expect"] == "blocked"]
-        assert blocked, check
-        for probe in blocked:
-            # No wait before the first attempt: the probe really started at once.
-            assert probe["settle"] == 0, probe
-            aimed = [c for c in probe["checks"] if c["container"] != "dns"]
-            assert aimed and all(c["ok"] and c["exit_code"] == 1 for c in aimed), probe
+    """No propagation window toward the host: probes whose blocked requests
+    start at once, without waiting for the policy engine
+    (`verify_probe_settle: 0`), are still blocked toward the API server,
+    the kubelet and etcd (and toward payment-provider, whose own ingress
+    policy stops them). Before the air-gapped CNI's pod guard, a pod's
+    first second went through unjudged and the host connections opened."""
+    run, report = run_verify(tmp_path, "first-packet", verify_checks=["network_policy"], verify_probe_settle=0)
+    check = next(c for c in report["checks"] if c["name"] == "network_policy")
+    assert check["status"] == "PASS", check.get("evidence")
     assert run.returncode == 0
-    probes = {p["probe"]: p for c in report["checks"] for p in c["details"]["probes"]}
-    assert {"host-no-egress", "host-as-invoice-app", "db-invoices-egress"} <= set(probes)
+    probes = {p["probe"]: p for p in check["details"]["probes"]}
+    assert set(HOST_PROBES) <= set(probes)
+    for probe in probes.values():
+        if probe["expect"] != "blocked":
+            continue
+        # No wait before the first attempt: the probe really started at once.
+        assert probe["settle"] == 0, probe
+        aimed = [c for c in probe["checks"] if c["container"] != "dns"]
+        assert aimed and all(c["ok"] and c["exit_code"] == 1 for c in aimed), probe
