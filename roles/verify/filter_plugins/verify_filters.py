@@ -370,6 +370,31 @@ def verify_replica_problems(results, expected, want_paid):
     return problems
 
 
+def _check_selected(catalogue, selected):
+    known = [entry["name"] for entry in catalogue]
+    unknown = sorted(set(selected or []) - set(known))
+    if unknown:
+        raise ValueError("unknown probe(s) %s; known: %s" % (", ".join(unknown), ", ".join(known)))
+
+
+def _probe_labels(base_labels, worn, probe_label, name):
+    """The probe pod's labels: the base set, then either the labels it
+    wears (another workload's) or a netprobe name of its own."""
+    labels = dict(base_labels)
+    labels.update({"app.kubernetes.io/name": "netprobe"} if worn is None else worn)
+    labels[probe_label] = name
+    return labels
+
+
+def _request_args(expect, attempts, settle, hold):
+    """netprobe's attempt flags for one request: retried until it connects,
+    or, where it must be blocked, a wait of `settle` seconds and then
+    `hold` attempts that must all fail."""
+    if expect != "blocked":
+        return ["-attempts", str(max(int(attempts), 1))]
+    return ["-attempts", str(max(int(hold), 1))] + (["-delay", "%ds" % int(settle)] if int(settle) > 0 else [])
+
+
 def verify_probe_plan(catalogue, selected, enforced, invoice_app_labels, base_labels, probe_label,
                       dns_name, urls, timeout, attempts, settle=0, hold=1):
     """The probe pods to run: for each selected catalogue entry its
@@ -379,25 +404,16 @@ def verify_probe_plan(catalogue, selected, enforced, invoice_app_labels, base_la
     waits `settle` seconds and must then stay blocked for `hold` attempts
     (see verify_tcp_probe_plan). Entries of the catalogue without `urls`
     (host probes, planned by verify_tcp_probe_plan) are left out."""
-    known = [entry["name"] for entry in catalogue]
-    unknown = sorted(set(selected) - set(known))
-    if unknown:
-        raise ValueError("unknown probe(s) %s; known: %s" % (", ".join(unknown), ", ".join(known)))
+    _check_selected(catalogue, selected)
     plan = []
     for entry in catalogue:
         if entry["name"] not in selected or "targets" in entry:
             continue
         expect = "blocked" if entry["blocked"] and enforced else "connect"
-        labels = dict(base_labels)
-        if entry["as_invoice_app"]:
-            labels.update(invoice_app_labels)
-        else:
-            labels["app.kubernetes.io/name"] = "netprobe"
-        labels[probe_label] = entry["name"]
+        labels = _probe_labels(base_labels, invoice_app_labels if entry["as_invoice_app"] else None,
+                               probe_label, entry["name"])
         common = ["-timeout", "%ds" % int(timeout)]
-        http = ["-attempts", str(int(attempts))]
-        if expect == "blocked":
-            http = ["-attempts", str(max(int(hold), 1))] + (["-delay", "%ds" % int(settle)] if int(settle) > 0 else [])
+        http = _request_args(expect, attempts, settle, hold)
         containers = [dict(name="dns", args=common + ["-attempts", str(int(attempts)), "dns", dns_name])]
         for name in sorted(urls):
             containers.append(dict(name=name, args=common + http + ["http", "GET", urls[name]]))
@@ -422,10 +438,7 @@ def verify_tcp_probe_plan(catalogue, enforced, wears, base_labels, probe_label, 
     engine has its own pod's rules, and then must stay blocked for `hold`
     attempts a second apart. selected: the entry names to plan (all when
     None); entries without targets (verify_probe_plan's) are left out."""
-    known = [entry["name"] for entry in catalogue]
-    unknown = sorted(set(selected or []) - set(known))
-    if unknown:
-        raise ValueError("unknown probe(s) %s; known: %s" % (", ".join(unknown), ", ".join(known)))
+    _check_selected(catalogue, selected)
     plan = []
     for entry in catalogue:
         if (selected is not None and entry["name"] not in selected) or "targets" not in entry:
@@ -435,16 +448,9 @@ def verify_tcp_probe_plan(catalogue, enforced, wears, base_labels, probe_label, 
             raise ValueError("probe %s names unknown targets %s or labels %s" % (
                 entry["name"], ", ".join(unknown), entry.get("wears")))
         expect = "blocked" if entry["blocked"] and enforced else "connect"
-        labels = dict(base_labels)
-        if entry.get("wears"):
-            labels.update(wears[entry["wears"]])
-        else:
-            labels["app.kubernetes.io/name"] = "netprobe"
-        labels[probe_label] = entry["name"]
-        tries = int(hold) if expect == "blocked" else int(attempts)
-        common = ["-timeout", "%ds" % int(timeout), "-attempts", str(max(tries, 1))]
-        if expect == "blocked" and int(settle) > 0:
-            common += ["-delay", "%ds" % int(settle)]
+        labels = _probe_labels(base_labels, wears[entry["wears"]] if entry.get("wears") else None,
+                               probe_label, entry["name"])
+        common = ["-timeout", "%ds" % int(timeout)] + _request_args(expect, attempts, settle, hold)
         containers, absent = [], []
         for key in entry["targets"]:
             addresses = targets[key] if isinstance(targets[key], list) else [targets[key]]
