@@ -27,11 +27,15 @@ def call(base_url: str, method: str, path: str, body=None, timeout: float = 30) 
             return err.code, raw.decode(errors="replace")
 
 
+def deployment_pods(core, dep) -> list:
+    """Every pod the Deployment's selector matches, terminating ones too."""
+    selector = ",".join(f"{k}={v}" for k, v in sorted(dep.spec.selector.match_labels.items()))
+    return core.list_namespaced_pod(dep.metadata.namespace, label_selector=selector).items
+
+
 def ready_pods(core, apps, svc) -> list:
     """Running, ready, not terminating pods of the service's Deployment."""
-    dep = apps.read_namespaced_deployment(svc["name"], svc["namespace"])
-    selector = ",".join(f"{k}={v}" for k, v in sorted(dep.spec.selector.match_labels.items()))
-    pods = core.list_namespaced_pod(svc["namespace"], label_selector=selector).items
+    pods = deployment_pods(core, apps.read_namespaced_deployment(svc["name"], svc["namespace"]))
     return [p for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp
             and all(s.ready for s in p.status.container_statuses or [])]
 

@@ -79,13 +79,12 @@ def without_team_policies(networking, services):
             restore_policies(networking, ns, policies)
 
 
-def host_checks(probe: dict) -> dict:
-    """{target group: [checks]} of a host probe's TCP containers."""
-    groups: dict = {}
-    for check in probe["checks"]:
-        group = next(g for g in sorted(HOST_TARGETS, key=len, reverse=True)
-                     if check["container"].startswith("tcp-" + g.replace("_", "-")))
-        groups.setdefault(group, []).append(check)
+def host_checks(probe: dict, host_targets: dict) -> dict:
+    """{target group: [checks]} of a host probe, by the address each check
+    aimed at; every check belongs to a group."""
+    groups = {g: [c for c in probe["checks"] if c["target"] in addresses] for g, addresses in host_targets.items()}
+    groups = {g: checks for g, checks in groups.items() if checks}
+    assert sum(len(checks) for checks in groups.values()) == len(probe["checks"]), probe
     return groups
 
 
@@ -103,7 +102,7 @@ def test_probes_connect_without_the_policies(tmp_path, without_team_policies):
     assert set(check["details"]["host_targets"]) == set(HOST_TARGETS)
     assert all(check["details"]["host_targets"][g] for g in HOST_TARGETS), check["details"]["host_targets"]
     for name in HOST_PROBES:
-        groups = host_checks(probes[name])
+        groups = host_checks(probes[name], check["details"]["host_targets"])
         assert sorted(groups) == sorted(HOST_TARGETS), probes[name]
         assert all(c["seen"] == "connected" and c["exit_code"] == 0 for cs in groups.values() for c in cs), probes[name]
 
@@ -130,7 +129,7 @@ def test_probes_are_blocked_with_the_policies_restored(tmp_path, networking, ser
     # The same host destinations, now blocked: every attempt of every
     # connection failed at the TCP level (timeout or refusal).
     for name in HOST_PROBES:
-        groups = host_checks(probes[name])
+        groups = host_checks(probes[name], check["details"]["host_targets"])
         assert sorted(groups) == sorted(HOST_TARGETS), probes[name]
         for cs in groups.values():
             assert all(c["ok"] and c["exit_code"] == 1 and c["attempts"] >= 3 for c in cs), probes[name]

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from load import Load
-from platform_api import ready_pods
+from platform_api import deployment_pods, ready_pods
 
 REPORT = Path.home() / ".cache" / "invoice-platform" / "rollout-report.json"
 RATE = 20
@@ -27,8 +27,7 @@ def rollout_done(apps, core, svc, name: str) -> bool:
     want = dep.spec.replicas
     if not (st.updated_replicas == st.ready_replicas == st.available_replicas == st.replicas == want):
         return False
-    selector = ",".join(f"{k}={v}" for k, v in sorted(dep.spec.selector.match_labels.items()))
-    pods = core.list_namespaced_pod(svc["namespace"], label_selector=selector).items
+    pods = deployment_pods(core, dep)
     # The old pods are gone, not only out of the counts.
     return len(pods) == want and not any(p.metadata.deletion_timestamp for p in pods)
 
