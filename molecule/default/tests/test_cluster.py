@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+from platform_api import deployment_pods
 
 
 def test_node_is_ready(core):
@@ -37,9 +38,7 @@ def test_kube_system_pods_are_healthy(core):
 def deployment(request, apps, core, services):
     svc = services[request.param]
     dep = apps.read_namespaced_deployment(svc["name"], svc["namespace"])
-    selector = ",".join(f"{k}={v}" for k, v in sorted(dep.spec.selector.match_labels.items()))
-    pods = [p for p in core.list_namespaced_pod(svc["namespace"], label_selector=selector).items
-            if not p.metadata.deletion_timestamp]
+    pods = [p for p in deployment_pods(core, dep) if not p.metadata.deletion_timestamp]
     return svc, dep, pods
 
 
