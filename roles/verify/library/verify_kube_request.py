@@ -37,8 +37,8 @@ options:
   requests:
     description:
       - Several requests in one go, each a dict with the keys C(path) (required), C(method),
-        C(query), C(body), C(content_type) and C(kubeconfig), C(context) (defaulting to the
-        module's own). The answers come back in RV(responses), in the same order.
+        C(query), C(body), C(content_type), C(port_forward) and C(kubeconfig), C(context) (defaulting
+        to the module's own). The answers come back in RV(responses), in the same order.
       - Saves starting the module once per request when a check makes dozens of them.
     type: list
     elements: dict
@@ -61,6 +61,15 @@ options:
     description: Longest body text returned, in characters; the rest is cut.
     type: int
     default: 65536
+  port_forward:
+    description:
+      - Send a pod proxy path (C(/api/v1/namespaces/N/pods/P:PORT/proxy/...)) through a port-forward
+        to the pod instead of the API server's proxy. The kubelet connects inside the pod's network
+        namespace, so a NetworkPolicy that admits only certain pods does not refuse the request, as it
+        refuses the API server's proxy to a pod on another node. Needs C(pods/portforward).
+      - Also a key of each O(requests) item, defaulting to this value.
+    type: bool
+    default: false
 author:
   - invoice-platform
 notes:
@@ -113,6 +122,7 @@ from ansible.module_utils.verify_kube import (
     KUBE_ARGUMENT_SPEC,
     KUBERNETES_IMPORT_ERROR,
     new_api_client,
+    port_forward_request,
     raw_request,
 )
 
@@ -131,9 +141,10 @@ def send(clients, req, max_body, timeout):
     try:
         if key not in clients:
             clients[key] = new_api_client(*key)
-        status, reason, raw = raw_request(clients[key], req.get("method") or "GET", req["path"], query=req.get("query"),
-                                          body=req.get("body"), content_type=req.get("content_type") or "application/json",
-                                          timeout=timeout)
+        send_one = port_forward_request if req.get("port_forward") else raw_request
+        status, reason, raw = send_one(clients[key], req.get("method") or "GET", req["path"], query=req.get("query"),
+                                       body=req.get("body"), content_type=req.get("content_type") or "application/json",
+                                       timeout=timeout)
     except Exception as err:  # connection refused, TLS, timeout, bad kubeconfig: a result, not a failure
         out["reason"] = "%s: %s" % (type(err).__name__, err)
         return out
@@ -157,6 +168,7 @@ def main():
         requests=dict(type="list", elements="dict"),
         timeout=dict(type="int", default=30),
         max_body=dict(type="int", default=65536),
+        port_forward=dict(type="bool", default=False),
     )
     argument_spec.update(KUBE_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
@@ -172,6 +184,7 @@ def main():
     else:
         reqs = [dict(r) for r in params["requests"]]
     for req in reqs:
+        req.setdefault("port_forward", params["port_forward"])
         req.setdefault("kubeconfig", params["kubeconfig"])
         req.setdefault("context", params["context"] if req["kubeconfig"] == params["kubeconfig"] else None)
         method = (req.get("method") or "GET").upper()

@@ -213,3 +213,12 @@ def test_request_batch_answers_in_order_with_per_request_credentials(api, tmp_pa
 def test_request_batch_rejects_relative_paths(api):
     res = run_module("verify_kube_request", dict(kubeconfig=api, requests=[dict(path="api/v1")]))
     assert res["failed"] and "absolute" in res["msg"]
+
+
+def test_request_port_forward_takes_only_pod_proxy_paths(api):
+    # Only a pod's port can be forwarded to; anything else is a result that
+    # names the problem, sent nowhere.
+    before = len(FakeAPI.seen)
+    res = run_module("verify_kube_request", dict(kubeconfig=api, path="/api/v1/namespaces/a/pods", port_forward=True))
+    assert res["status"] == -1 and "pod proxy path" in res["reason"] and not res.get("failed")
+    assert len(FakeAPI.seen) == before
