@@ -9,13 +9,11 @@ otherwise act on whatever cluster this machine runs.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from e2e import BIN, PROJECT_ROOT, clean_env, inventory_args, run_verify
+from e2e import inventory_vars, run_verify
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,18 +35,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def facts() -> dict:
     """The shared facts from the scenario's inventory, rendered by Ansible."""
-    names = ["platform_kubeconfig", "platform_kube_context", "platform_services", "platform_invoice_app_url",
-             "platform_images", "minikube_profile", "platform_cluster"]
-    expr = "{{ {" + ", ".join(f"'{n}': {n} | default(none)" for n in names) + "} | to_json }}"
-    env = clean_env()
-    env.update(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-    out = subprocess.run([str(BIN / "ansible"), "localhost", *inventory_args(), "-m", "ansible.builtin.debug",
-                          "-a", f"msg={expr}"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-    # ansible.cfg's profile_tasks callback prints timing lines around the JSON.
-    doc, _ = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{"):])
-    msg = doc["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
-    return json.loads(msg) if isinstance(msg, str) else msg
+    return inventory_vars(["platform_kubeconfig", "platform_kube_context", "platform_services",
+                           "platform_invoice_app_url", "platform_images", "minikube_profile", "platform_cluster"])
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,21 @@ def inventory_args() -> list[str]:
     return ["-i", str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)]
 
 
+def inventory_vars(names: list[str]) -> dict:
+    """Variables of the scenario's inventory, rendered by Ansible; an
+    undefined one is None."""
+    expr = "{{ {" + ", ".join(f"'{n}': {n} | default(none)" for n in names) + "} | to_json }}"
+    env = clean_env()
+    env.update(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    out = subprocess.run([str(BIN / "ansible"), "localhost", *inventory_args(), "-m", "ansible.builtin.debug",
+                          "-a", f"msg={expr}"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # ansible.cfg's profile_tasks callback prints timing lines around the JSON.
+    doc, _ = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{"):])
+    msg = doc["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
+    return json.loads(msg) if isinstance(msg, str) else msg
+
+
 def ansible_playbook(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "ansible-playbook"), *inventory_args(), *args], cwd=PROJECT_ROOT,
                           env=clean_env(), capture_output=True, text=True, timeout=timeout)
