@@ -32,8 +32,10 @@ KUBE_SCORE_VERSION := v1.20.0
 RENDER_DIR  ?= render
 SERVICES    := invoice-app payment-provider
 # The cluster scenario matching the environment: default (local, with
-# internet) or airgap.
-CLUSTER_SCENARIO := $(if $(filter airgap,$(ENV)),airgap,default)
+# internet) or airgap. Offline, `existing` follows: the platform deployed
+# into a three-node cluster it does not own, through a TLS registry, both
+# stood up from the offline bundle (molecule/existing).
+CLUSTER_SCENARIO := $(if $(filter airgap,$(ENV)),airgap existing,default)
 SCENARIOS   ?= images render $(CLUSTER_SCENARIO)
 
 # Root is needed for host setup only; ask for the sudo password unless root.
@@ -119,7 +121,7 @@ bench-pay: venv ## Pay 1,000 invoices one at a time and with bounded concurrency
 lint: venv ## yamllint, ansible-lint (production profile), hadolint
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint
-	$(BIN)/hadolint $(wildcard */Dockerfile tools/*/Dockerfile roles/*/files/*/Dockerfile*)
+	$(BIN)/hadolint $(wildcard */Dockerfile tools/*/Dockerfile roles/*/files/*/Dockerfile* molecule/*/files/*/Dockerfile)
 
 .PHONY: unit
 unit: venv ## go vet and go test for the services; pytest for the plugins
