@@ -10,34 +10,20 @@ it there; see images_preloaded_refs).
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 import uuid
 
 import pytest
-from e2e import BIN, PROJECT_ROOT, clean_env, inventory_args
+from e2e import inventory_vars
 
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 MOUNT = "/data"
 PROOF = f"{MOUNT}/proof.txt"
 
 
-def inventory_value(name: str):
-    """One variable as the scenario's inventory renders it (the facts
-    fixture in conftest.py does the same for the shared facts)."""
-    env = clean_env()
-    env.update(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-    out = subprocess.run([str(BIN / "ansible"), "localhost", *inventory_args(), "-m", "ansible.builtin.debug",
-                          "-a", f"var={name}"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-    doc, _ = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{"):])
-    return doc["plays"][0]["tasks"][0]["hosts"]["localhost"][name]
-
-
 @pytest.fixture(scope="module")
 def image() -> str:
-    return inventory_value("postgres_image")
+    return inventory_vars(["postgres_image"])["postgres_image"]
 
 
 @pytest.fixture(scope="module")
