@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -473,13 +474,31 @@ func (c *PaymentClient) Pay(ctx context.Context, inv Invoice) error {
 	if err != nil {
 		return fmt.Errorf("encode payment: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+	// A refused connection sent nothing, so it is tried again until the
+	// timeout: on a cluster, a new pod's traffic and its Service endpoints
+	// reach every node's network policy a moment after the pod is Ready.
+	var resp *http.Response
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		req, rerr := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+		if rerr != nil {
+			return fmt.Errorf("build request: %w", rerr)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err = c.http.Do(req)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+			continue
+		}
+		break
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
 	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("payment-provider unreachable, refused until the %s timeout: %w", c.timeout, err)
+		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("payment-provider did not answer within %s", c.timeout)
 		}

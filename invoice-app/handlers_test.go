@@ -1224,3 +1224,32 @@ func TestServeDrainsInFlightRequests(t *testing.T) {
 		t.Fatal("server still accepts connections after shutdown")
 	}
 }
+
+// A refused connection sent nothing: Pay tries again until payment-provider
+// listens, within its timeout, and the payment is booked once.
+func TestPayRetriesARefusedConnectionUntilTheProviderListens(t *testing.T) {
+	u := downURL(t)
+	var booked atomic.Int32
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		booked.Add(1)
+		writeJSON(w, http.StatusOK, map[string]string{"id": "I1"})
+	})}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		ln, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			t.Errorf("listen on %s: %v", u.Host, err)
+			return
+		}
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	c := NewPaymentClient(u, 5*time.Second, 1)
+	if err := c.Pay(context.Background(), Invoice{InvoiceId: "I1", Value: "12.15", Currency: "EUR"}); err != nil {
+		t.Fatalf("Pay = %v, want nil once the provider listens", err)
+	}
+	if n := booked.Load(); n != 1 {
+		t.Fatalf("provider saw %d requests, want 1", n)
+	}
+}
