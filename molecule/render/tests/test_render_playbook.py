@@ -38,18 +38,19 @@ def test_render_imports_the_apply_playbook():
     assert imports == ["resources.yml"]
 
 
-@pytest.mark.parametrize(
-    ("role", "objects"), [("workloads", "__workloads_objects"), ("team_access", "__team_access_items")]
-)
-def test_apply_and_render_loop_over_one_list(role, objects):
-    tasks = PROJECT_ROOT / "roles" / role / "tasks"
-    for mode in ("apply", "render"):
-        text = (tasks / f"{mode}.yml").read_text(encoding="utf-8")
-        looped = objects
-        if role == "workloads" and mode == "apply":
-            # In batches (the namespace, then the rest after the credentials),
-            # each a slice of the one list, through apply_objects.yml.
-            assert text.count(f'__workloads_batch: "{{{{ {objects}[') == 2, text
-            text = (tasks / "apply_objects.yml").read_text(encoding="utf-8")
-            looped = "__workloads_batch"
-        assert f'loop: "{{{{ {looped}' in text, f"{role}/tasks/{mode}.yml does not loop over {looped}"
+@pytest.mark.parametrize("role", ["workloads", "team_access"])
+def test_apply_and_render_are_one_mechanism(role):
+    """The owner roles render their objects and hand the list to kube_objects
+    in either mode; none applies or writes an object itself."""
+    tasks_dir = PROJECT_ROOT / "roles" / role / "tasks"
+    def flat(tasks: list[dict]) -> list[dict]:
+        return [leaf for task in tasks
+                for leaf in ([task] + flat(task.get("block", []) + task.get("rescue", []) + task.get("always", [])))]
+
+    tasks = flat([task for path in sorted(tasks_dir.glob("*.yml"))
+                  for task in yaml.safe_load(path.read_text(encoding="utf-8")) or []])
+    modules = {key for task in tasks for key in task if "." in key}
+    assert not modules & {"kubernetes.core.k8s", "ansible.builtin.template", "ansible.builtin.copy"}, modules
+    includes = [task for task in tasks if task.get("ansible.builtin.include_role", {}).get("name") == "kube_objects"]
+    assert len(includes) == 1, f"{role} hands its objects to kube_objects once"
+    assert includes[0]["vars"]["kube_objects_mode"] == f"{{{{ {role}_mode }}}}"
