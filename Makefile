@@ -141,7 +141,7 @@ syntax: venv ## ansible-playbook --syntax-check on every playbook
 molecule: venv tools ## Run the molecule scenarios in SCENARIOS
 	@export REQUIRE_VALIDATORS=1 INVOICE_PLATFORM_ENV=$(ENV); for scenario in $(SCENARIOS); do \
 		echo "== molecule test -s $$scenario"; \
-		$(BIN)/molecule test -s $$scenario || exit 1; \
+		$(BIN)/molecule --base-config .config/molecule/config.yml test -s $$scenario || exit 1; \
 	done
 
 .PHONY: test

@@ -3,19 +3,15 @@
 The tests drive the verify role exactly as test.sh does (`ansible-playbook
 playbooks/verify.yml` from the project root) and assert on its JSON report,
 and they check the live cluster themselves with the kubernetes client.
-Outside molecule they are skipped (see molecule/conftest.py): they would
-otherwise act on whatever cluster this machine runs.
+Outside molecule they are skipped (molecule/conftest.py, the one skip hook
+of every scenario): they would otherwise act on whatever cluster this
+machine runs.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from e2e import inventory_vars, run_verify
-
-HERE = Path(__file__).resolve().parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,12 +20,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
-    if os.environ.get("MOLECULE_INVENTORY_FILE"):
-        return
-    skip = pytest.mark.skip(reason="end-to-end test: run it with `molecule verify` or `molecule test`")
-    for item in items:
-        if HERE in Path(str(item.path)).resolve().parents:
-            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

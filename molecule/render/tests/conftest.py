@@ -1,7 +1,7 @@
 """Fixtures for the render scenario: the three render directories converge.yml
 wrote, and the external validators.
 
-Outside molecule (no RENDER_ROOT) every test here is skipped.
+Outside molecule every test here is skipped (molecule/conftest.py).
 """
 
 from __future__ import annotations
@@ -32,15 +32,6 @@ CHECKOV_VENVS = (
     PROJECT_ROOT / ".venv-checkov",
 )
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("RENDER_ROOT"):
-        return
-    skip = pytest.mark.skip(reason="needs RENDER_ROOT: run it with `molecule test -s render`")
-    here = Path(__file__).resolve().parent
-    for item in items:
-        if here in Path(str(item.path)).resolve().parents:
-            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
