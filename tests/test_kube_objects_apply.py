@@ -43,9 +43,13 @@ class FakeClient:
         for obj in objects:
             self._store(obj)
 
-    def get(self, resource=None, name=None, namespace=None, api_version=None, kind=None):
+    def get(self, resource=None, name=None, namespace=None, api_version=None, kind=None, label_selector=None):
         if resource is None:  # resources.get(api_version=, kind=)
             return Resource(kind)
+        if label_selector is not None:  # a list, in every namespace
+            key, value = label_selector.split("=")
+            return Result({"items": [o for (k, _, _), o in self.store.items() if k == resource.kind
+                                     and o["metadata"].get("labels", {}).get(key) == value]})
         key = (resource.kind, namespace, name)
         if key not in self.store:
             raise NotFound(key)
@@ -206,3 +210,21 @@ def test_the_wait_names_what_did_not_finish(monkeypatch):
     with pytest.raises(AssertionError, match=r"Deployment ns/d \(replicas=2, updatedReplicas=2, availableReplicas=1, "
                                              r"unavailableReplicas=1, observedGeneration=1, generation=1\)"):
         mod.Applier(FakeModule(), client).wait([stuck], timeout=-1)
+
+
+def test_the_wait_selector_adds_every_labelled_rollout_of_any_namespace(monkeypatch):
+    def deployment(name, namespace, part_of, ready):
+        d = obj("Deployment", name, namespace, replicas=1)
+        d["metadata"].update(generation=1, labels={"app.kubernetes.io/part-of": part_of})
+        d["status"] = {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": int(ready)}
+        return d
+
+    client = FakeClient(deployment("a", "one", "p", True), deployment("b", "two", "p", False),
+                        deployment("c", "three", "other", False))
+    applier = mod.Applier(FakeModule(), client)
+    found = applier.selected("app.kubernetes.io/part-of=p")
+    assert sorted((o["metadata"]["namespace"], o["metadata"]["name"]) for o in found) == [("one", "a"), ("two", "b")]
+    monkeypatch.setattr(mod.time, "sleep", lambda _: None)
+    with pytest.raises(AssertionError, match=r"Deployment two/b") as failed:
+        applier.wait(found, timeout=-1)
+    assert "three/c" not in str(failed.value)

@@ -67,6 +67,11 @@ options:
     description: Seconds the rollouts may take together.
     type: int
     default: 300
+  wait_selector:
+    description:
+      - Also wait for every Deployment, StatefulSet and DaemonSet in any namespace with these labels
+        (a label selector), e.g. to wait once for several roles' objects applied with O(wait=false).
+    type: str
 requirements:
   - kubernetes (Python)
 """
@@ -90,6 +95,11 @@ objects:
 rollouts:
   description: Each waited rollout and the seconds it took from the end of the writes.
   returned: when waited
+  type: list
+  elements: dict
+pending:
+  description: The rollouts that did not finish in time (kind, namespace, name).
+  returned: when the wait failed
   type: list
   elements: dict
 """
@@ -234,6 +244,15 @@ class Applier:
         self.client.delete(resource, name=meta["name"], namespace=meta.get("namespace"), dry_run=self.dry_run)
         return {**result, "action": "deleted", "changed": True}
 
+    def selected(self, selector: str) -> list[dict]:
+        """Every object with a rollout that carries these labels, in any namespace."""
+        found = []
+        for kind in ROLLOUT_KINDS:
+            resource = self.client.resources.get(api_version="apps/v1", kind=kind)
+            found += [{"apiVersion": "apps/v1", "kind": kind, **item}
+                      for item in self.client.get(resource, label_selector=selector).to_dict().get("items", [])]
+        return found
+
     def wait(self, objects: list[dict], timeout: int) -> list[dict]:
         pending = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in objects}
         started = time.monotonic()
@@ -253,7 +272,8 @@ class Applier:
                     msg="Rollouts not finished after %d s: %s" % (timeout, "; ".join(
                         f"{kind} {ns}/{name} ({rollout_summary(last.get((kind, ns, name)))})"
                         for kind, ns, name in pending)),
-                    rollouts=done)
+                    rollouts=done,
+                    pending=[{"kind": kind, "namespace": ns, "name": name} for kind, ns, name in pending])
             time.sleep(1)
         return done
 
@@ -271,6 +291,7 @@ def main() -> None:
             "field_manager": {"type": "str", "required": True},
             "wait": {"type": "bool", "default": True},
             "wait_timeout": {"type": "int", "default": 300},
+            "wait_selector": {"type": "str"},
         },
         supports_check_mode=True,
     )
@@ -298,6 +319,8 @@ def main() -> None:
         rollouts = []
         if params["wait"] and not module.check_mode:
             applied = [o for o in params["objects"] if o.get("kind") in ROLLOUT_KINDS]
+            if params["wait_selector"]:
+                applied += applier.selected(params["wait_selector"])
             rollouts = applier.wait(applied, params["wait_timeout"])
     except DynamicApiError as err:
         module.fail_json(msg=f"Kubernetes API error: {err.summary()}")
