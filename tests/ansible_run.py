@@ -24,16 +24,22 @@ def playbook(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def host_vars(inventory: str, names: list[str], *extra: str) -> dict:
-    """The named variables of localhost in an inventory, templated by Ansible."""
-    expr = "{{ {" + ", ".join(f"'{n}': {n} | default('<undefined>')" for n in names) + "} | to_json }}"
+def first_debug_msg(command: list[str]) -> object:
+    """Run an ansible or ansible-playbook command from the project root with
+    the JSON callback; return the msg of its first task's debug output."""
     run_env = env()
     run_env.update(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-    out = subprocess.run([str(BIN / "ansible"), "localhost", "-i", inventory, *extra, "-m", "ansible.builtin.debug",
-                          "-a", f"msg={expr}"], cwd=PROJECT_ROOT, env=run_env, capture_output=True, text=True,
-                         timeout=120, check=False)
+    out = subprocess.run([str(BIN / command[0]), *command[1:]], cwd=PROJECT_ROOT, env=run_env, capture_output=True,
+                         text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     # ansible.cfg's profile_tasks callback prints timing lines around the JSON.
     doc, _ = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{"):])
     msg = doc["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
     return json.loads(msg) if isinstance(msg, str) else msg
+
+
+def host_vars(inventory: str, names: list[str], *extra: str) -> dict:
+    """The named variables of localhost in an inventory, templated by Ansible."""
+    expr = "{{ {" + ", ".join(f"'{n}': {n} | default('<undefined>')" for n in names) + "} | to_json }}"
+    return first_debug_msg(["ansible", "localhost", "-i", inventory, *extra, "-m", "ansible.builtin.debug",
+                            "-a", f"msg={expr}"])

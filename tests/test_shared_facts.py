@@ -8,11 +8,10 @@ playbook gives it, on an inventory whose shared facts are overridden."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 import yaml
-from ansible_run import PROJECT_ROOT, env
+from ansible_run import PROJECT_ROOT, first_debug_msg
 
 OVERRIDES = {
     "platform_cluster_domain": "corp.example",
@@ -46,15 +45,7 @@ def evaluate(tmp_path, role: str, params: dict, expressions: dict[str, str]) -> 
     }]
     path = tmp_path / "probe.yml"
     path.write_text(yaml.safe_dump(probe))
-    run_env = env()
-    run_env.update(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-                   ANSIBLE_ROLES_PATH=str(PROJECT_ROOT / "roles"))
-    out = subprocess.run(["ansible-playbook", "-i", "inventory/local", "-e", json.dumps(OVERRIDES), str(path)],
-                         cwd=PROJECT_ROOT, env=run_env, capture_output=True, text=True, timeout=120, check=False)
-    assert out.returncode == 0, out.stdout + out.stderr
-    doc, _ = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{"):])
-    msg = doc["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
-    return json.loads(msg) if isinstance(msg, str) else msg
+    return first_debug_msg(["ansible-playbook", "-i", "inventory/local", "-e", json.dumps(OVERRIDES), str(path)])
 
 
 @pytest.fixture(scope="module")
