@@ -1,4 +1,4 @@
-"""The minikube role's start decision (roles/minikube/filter_plugins):
+"""The minikube role's start decision (plugins/filter/minikube_status.py):
 a profile counts as running only when minikube's JSON status says every
 node runs its host and kubelet and every control plane its API server."""
 
@@ -10,7 +10,7 @@ import json
 import pytest
 from ansible_run import PROJECT_ROOT
 
-PATH = PROJECT_ROOT / "roles" / "minikube" / "filter_plugins" / "minikube_status.py"
+PATH = PROJECT_ROOT / "plugins" / "filter" / "minikube_status.py"
 spec = importlib.util.spec_from_file_location("minikube_status_under_test", PATH)
 status = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(status)

@@ -1,4 +1,4 @@
-"""Preflight (roles/preflight/library/platform_preflight.py): every problem
+"""Preflight (plugins/modules/platform_preflight.py): every problem
 it can report is one line that names its fix, and a ready machine gets none.
 The last test runs the real preflight play with an impossible memory size."""
 
@@ -10,7 +10,7 @@ import os
 import pytest
 from ansible_run import PROJECT_ROOT, playbook
 
-PATH = PROJECT_ROOT / "roles" / "preflight" / "library" / "platform_preflight.py"
+PATH = PROJECT_ROOT / "plugins" / "modules" / "platform_preflight.py"
 spec = importlib.util.spec_from_file_location("platform_preflight_under_test", PATH)
 preflight = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(preflight)

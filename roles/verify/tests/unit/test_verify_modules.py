@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-ROLE = pathlib.Path(__file__).resolve().parents[2]
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[4]
 BIN = pathlib.Path(sys.executable).parent
 TOKEN = "fake-token"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -97,11 +97,11 @@ def api(tmp_path_factory):
 
 
 def run_module(name, args, check=False):
-    env = dict(os.environ, ANSIBLE_LIBRARY=str(ROLE / "library"), ANSIBLE_MODULE_UTILS=str(ROLE / "module_utils"),
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(PROJECT_ROOT / "collections"),
                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
                ANSIBLE_CONFIG=str(CONFIG))
     cmd = [str(BIN / "ansible"), "localhost", "-c", "local", "-i", "localhost,", "-e",
-           "ansible_python_interpreter=" + sys.executable, "-m", name, "-a", json.dumps(args)]
+           "ansible_python_interpreter=" + sys.executable, "-m", "invoice_platform.platform." + name, "-a", json.dumps(args)]
     if check:
         cmd.append("--check")
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
@@ -222,3 +222,48 @@ def test_request_port_forward_takes_only_pod_proxy_paths(api):
     res = run_module("verify_kube_request", dict(kubeconfig=api, path="/api/v1/namespaces/a/pods", port_forward=True))
     assert res["status"] == -1 and "pod proxy path" in res["reason"] and not res.get("failed")
     assert len(FakeAPI.seen) == before
+
+
+def test_the_action_group_passes_kubeconfig_and_context_through_module_defaults(api, tmp_path):
+    """A play names the credentials once, as kubernetes.core's group/k8s does:
+    the modules run without kubeconfig or context of their own."""
+    play = [{
+        "hosts": "localhost", "gather_facts": False,
+        "module_defaults": {"group/invoice_platform.platform.kube": {"kubeconfig": api, "context": "fake"}},
+        "tasks": [
+            {"name": "info", "invoice_platform.platform.verify_cluster_info": {}},
+            {"name": "request", "invoice_platform.platform.verify_kube_request": {"path": "/api/v1/namespaces/a/pods"}},
+        ],
+    }]
+    path = tmp_path / "play.yml"
+    path.write_text(json.dumps(play))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(PROJECT_ROOT / "collections"),
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+               ANSIBLE_CONFIG=str(CONFIG))
+    out = subprocess.run([str(BIN / "ansible-playbook"), "-c", "local", "-i", "localhost,", "-e",
+                          "ansible_python_interpreter=" + sys.executable, str(path)],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    tasks = {t["task"]["name"]: t["hosts"]["localhost"] for t in json.loads(out.stdout)["plays"][0]["tasks"]}
+    for result in tasks.values():
+        assert {k: result["invocation"]["module_args"][k] for k in ("kubeconfig", "context")} == {
+            "kubeconfig": api, "context": "fake"}
+    assert tasks["info"]["cluster"] == "fake-cluster"
+    assert tasks["request"]["status"] == 200 and tasks["request"]["json"]["kind"] == "PodList"
+
+
+def test_every_module_that_talks_to_kubernetes_is_in_the_action_group():
+    """A module that opens an API client (kubeconfig and context) must join the
+    group, or module_defaults would skip it and every call would need the
+    credentials by hand. Preflight only checks that a kubeconfig file exists."""
+    import yaml
+
+    groups = yaml.safe_load((PROJECT_ROOT / "meta" / "runtime.yml").read_text())["action_groups"]
+    takes_kubeconfig = set()
+    for module in (PROJECT_ROOT / "plugins" / "modules").glob("*.py"):
+        source = module.read_text()
+        doc = yaml.safe_load(source.split('DOCUMENTATION = r"""', 1)[1].split('"""', 1)[0])
+        if {"kubeconfig", "context"} <= set(doc["options"]):
+            takes_kubeconfig.add(module.stem)
+    assert sorted(groups["kube"]) == sorted(takes_kubeconfig) == [
+        "kube_objects_apply", "verify_cluster_info", "verify_csr_approve", "verify_kube_request"]

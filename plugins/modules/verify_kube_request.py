@@ -117,7 +117,7 @@ responses:
 import json
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.verify_kube import (
+from ansible_collections.invoice_platform.platform.plugins.module_utils.verify_kube import (
     HAS_KUBERNETES,
     KUBE_ARGUMENT_SPEC,
     KUBERNETES_IMPORT_ERROR,

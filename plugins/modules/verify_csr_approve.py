@@ -67,7 +67,7 @@ import time
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.verify_kube import (
+from ansible_collections.invoice_platform.platform.plugins.module_utils.verify_kube import (
     HAS_KUBERNETES,
     KUBE_ARGUMENT_SPEC,
     KUBERNETES_IMPORT_ERROR,
