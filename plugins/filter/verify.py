@@ -513,6 +513,18 @@ def verify_probe_log_requests(probes):
             for p in probes for c in p["containers"]]
 
 
+def verify_probe_cleanup_requests(probes, label):
+    """One request per namespace of the plan that deletes every pod there
+    carrying the probe label: this run's probes and any an interrupted run
+    left behind, in one call."""
+    namespaces = []
+    for probe in probes:
+        if probe["namespace"] not in namespaces:
+            namespaces.append(probe["namespace"])
+    return [dict(method="DELETE", path="/api/v1/namespaces/%s/pods" % namespace, query={"labelSelector": label})
+            for namespace in namespaces]
+
+
 def verify_probe_verdicts(probes, pods, responses):
     """verify_probe_verdict for every planned probe, given the probe pods
     found and the answers to verify_probe_log_requests(probes)."""
@@ -674,6 +686,7 @@ class FilterModule(object):
             verify_host_targets=verify_host_targets,
             verify_url_host=verify_url_host,
             verify_probe_log_requests=verify_probe_log_requests,
+            verify_probe_cleanup_requests=verify_probe_cleanup_requests,
             verify_probe_verdicts=verify_probe_verdicts,
             verify_pick=verify_pick,
         )

@@ -514,3 +514,13 @@ def test_probe_summary_reports_propagation_and_hold(vf):
     assert "app must connect (within 2.3 s): as expected" in line
     # The weakest hold is reported: one request got through on its first attempt.
     assert "bare must be blocked (held 1 attempts): NOT AS EXPECTED [no etcd]" in line
+
+
+def test_probe_cleanup_deletes_by_label_once_per_namespace(vf):
+    probes = [{"namespace": "probe", "pod": "a"}, {"namespace": "invoices", "pod": "b"}, {"namespace": "probe", "pod": "c"}]
+    reqs = vf.verify_probe_cleanup_requests(probes, "invoice-platform/verify-probe")
+    assert reqs == [
+        {"method": "DELETE", "path": "/api/v1/namespaces/probe/pods", "query": {"labelSelector": "invoice-platform/verify-probe"}},
+        {"method": "DELETE", "path": "/api/v1/namespaces/invoices/pods", "query": {"labelSelector": "invoice-platform/verify-probe"}},
+    ]
+    assert vf.verify_probe_cleanup_requests([], "x") == []

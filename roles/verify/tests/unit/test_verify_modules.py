@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,6 +28,8 @@ class FakeAPI(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     csrs = {}
     seen = []
+    lock = threading.Lock()
+    in_flight = most_in_flight = 0
 
     def log_message(self, *args):
         pass
@@ -49,6 +52,15 @@ class FakeAPI(BaseHTTPRequestHandler):
         if self.headers.get("Authorization") != "Bearer " + TOKEN:
             return self.reply(401, {"kind": "Status", "reason": "Unauthorized"})
         path, method = url.path, self.command
+        if path.startswith("/slow/"):
+            # Counts how many requests are in flight at once.
+            with FakeAPI.lock:
+                FakeAPI.in_flight += 1
+                FakeAPI.most_in_flight = max(FakeAPI.most_in_flight, FakeAPI.in_flight)
+            time.sleep(0.3)
+            with FakeAPI.lock:
+                FakeAPI.in_flight -= 1
+            return self.reply(200, {"kind": "Status", "name": path.rsplit("/", 1)[1]})
         if path == "/api/v1/namespaces/a/pods" and method == "GET":
             return self.reply(200, {"kind": "PodList", "items": []})
         if path == "/api/v1/namespaces/b/pods":
@@ -222,6 +234,18 @@ def test_request_port_forward_takes_only_pod_proxy_paths(api):
     res = run_module("verify_kube_request", dict(kubeconfig=api, path="/api/v1/namespaces/a/pods", port_forward=True))
     assert res["status"] == -1 and "pod proxy path" in res["reason"] and not res.get("failed")
     assert len(FakeAPI.seen) == before
+
+
+@pytest.mark.parametrize("parallel", [1, 8])
+def test_requests_go_out_together_and_come_back_in_order(api, parallel):
+    FakeAPI.most_in_flight = 0
+    names = ["r%d" % i for i in range(8)]
+    res = run_module("verify_kube_request", dict(kubeconfig=api, parallel=parallel,
+                                                 requests=[dict(path="/slow/" + n) for n in names]))
+    assert [r["json"]["name"] for r in res["responses"]] == names
+    assert all(r["status"] == 200 for r in res["responses"])
+    # parallel=1 sends one at a time; the default overlaps them.
+    assert FakeAPI.most_in_flight == 1 if parallel == 1 else FakeAPI.most_in_flight > 1
 
 
 def test_the_action_group_passes_kubeconfig_and_context_through_module_defaults(api, tmp_path):
