@@ -78,7 +78,7 @@ requirements:
 
 EXAMPLES = r"""
 - name: Apply the objects and wait for their rollouts
-  kube_objects_apply:
+  invoice_platform.platform.kube_objects_apply:
     kubeconfig: ~/.kube/invoice-platform.kubeconfig
     context: invoice-platform
     objects: "{{ rendered | map(attribute='definition') | list }}"

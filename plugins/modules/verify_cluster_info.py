@@ -26,7 +26,7 @@ author:
 
 EXAMPLES = r"""
 - name: Read the cluster the admin context points at
-  verify_cluster_info:
+  invoice_platform.platform.verify_cluster_info:
     kubeconfig: "{{ platform_kubeconfig }}"
     context: "{{ platform_kube_context }}"
   register: verify__cluster

@@ -43,7 +43,7 @@ author:
 
 EXAMPLES = r"""
 - name: Approve the request and fetch the certificate
-  verify_csr_approve:
+  invoice_platform.platform.verify_csr_approve:
     kubeconfig: "{{ platform_kubeconfig }}"
     context: "{{ platform_kube_context }}"
     name: team-invoices-member-0123abcd

@@ -86,7 +86,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Ask whether team-invoices may list secrets in payments
-  verify_kube_request:
+  invoice_platform.platform.verify_kube_request:
     kubeconfig: /root/.cache/invoice-platform/verify/credentials/team-invoices.kubeconfig
     path: /api/v1/namespaces/payments/secrets
   register: verify__cell
