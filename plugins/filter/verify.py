@@ -513,14 +513,9 @@ def verify_probe_log_requests(probes):
             for p in probes for c in p["containers"]]
 
 
-def verify_probe_cleanup_requests(probes, label):
-    """One request per namespace of the plan that deletes every pod there
-    carrying the probe label: this run's probes and any an interrupted run
-    left behind, in one call."""
-    namespaces = []
-    for probe in probes:
-        if probe["namespace"] not in namespaces:
-            namespaces.append(probe["namespace"])
+def verify_probe_cleanup_requests(namespaces, label):
+    """One request per namespace that deletes every pod there carrying the
+    probe label: this run's probes and any an interrupted run left behind."""
     return [dict(method="DELETE", path="/api/v1/namespaces/%s/pods" % namespace, query={"labelSelector": label})
             for namespace in namespaces]
 

@@ -517,8 +517,7 @@ def test_probe_summary_reports_propagation_and_hold(vf):
 
 
 def test_probe_cleanup_deletes_by_label_once_per_namespace(vf):
-    probes = [{"namespace": "probe", "pod": "a"}, {"namespace": "invoices", "pod": "b"}, {"namespace": "probe", "pod": "c"}]
-    reqs = vf.verify_probe_cleanup_requests(probes, "invoice-platform/verify-probe")
+    reqs = vf.verify_probe_cleanup_requests(["probe", "invoices"], "invoice-platform/verify-probe")
     assert reqs == [
         {"method": "DELETE", "path": "/api/v1/namespaces/probe/pods", "query": {"labelSelector": "invoice-platform/verify-probe"}},
         {"method": "DELETE", "path": "/api/v1/namespaces/invoices/pods", "query": {"labelSelector": "invoice-platform/verify-probe"}},
