@@ -194,3 +194,27 @@ def test_lookup_returns_one_hash_per_term(context, tmp_path):
     values = lookup(str(context), str(other))
     assert len(values) == 2
     assert values[0] != values[1]
+
+
+def test_an_unchanged_context_is_hashed_once_per_process(context, monkeypatch):
+    old = plugin.time.time_ns() - 10 * 10**9
+    for path in context.rglob("*"):
+        os.utime(path, ns=(old, old))
+    first = plugin.context_hash(str(context))
+    reads = []
+    monkeypatch.setattr(plugin, "open", lambda *a, **k: reads.append(a) or open(*a, **k), raising=False)
+    assert plugin.context_hash(str(context)) == first
+    assert reads == []
+    # A change the stat sees (size and mtime) is hashed anew.
+    (context / "main.go").write_text("package main // changed\n")
+    os.utime(context / "main.go", ns=(old + 10**9, old + 10**9))
+    assert plugin.context_hash(str(context)) != first
+    assert reads
+
+
+def test_a_context_changed_just_now_is_never_served_from_memory(context):
+    first = plugin.context_hash(str(context))
+    # Same size, same second: only the content tells.
+    content = (context / "main.go").read_text()
+    (context / "main.go").write_text(content.replace("main", "mai2", 1))
+    assert plugin.context_hash(str(context)) != first

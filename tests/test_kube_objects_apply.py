@@ -43,13 +43,9 @@ class FakeClient:
         for obj in objects:
             self._store(obj)
 
-    def get(self, resource=None, name=None, namespace=None, api_version=None, kind=None, label_selector=None):
+    def get(self, resource=None, name=None, namespace=None, api_version=None, kind=None):
         if resource is None:  # resources.get(api_version=, kind=)
             return Resource(kind)
-        if label_selector is not None:  # a list, in every namespace
-            key, value = label_selector.split("=")
-            return Result({"items": [o for (k, _, _), o in self.store.items() if k == resource.kind
-                                     and o["metadata"].get("labels", {}).get(key) == value]})
         key = (resource.kind, namespace, name)
         if key not in self.store:
             raise NotFound(key)
@@ -105,12 +101,14 @@ def obj(kind: str, name: str, namespace: str | None = "ns", **spec) -> dict:
     return {"apiVersion": "v1", "kind": kind, "metadata": meta, **({"spec": spec} if spec else {})}
 
 
-def test_namespaces_go_first_then_secrets_then_the_rest_in_order():
-    objects = [obj("ConfigMap", "a"), obj("Namespace", "ns", None), obj("Deployment", "d")]
-    order = mod.apply_order(objects, [obj("Secret", "s")], [obj("ValidatingAdmissionPolicy", "p", None)])
-    assert [(how, o["kind"]) for how, o in order] == [
-        ("server", "Namespace"), ("secret", "Secret"), ("server", "ConfigMap"), ("server", "Deployment"),
-        ("client", "ValidatingAdmissionPolicy")]
+def test_namespaces_go_first_then_what_pods_need_then_what_starts_pods():
+    objects = [obj("ConfigMap", "a"), obj("Namespace", "ns", None), obj("Deployment", "d"),
+               obj("ServiceAccount", "sa"), obj("StatefulSet", "db")]
+    waves = mod.apply_waves(objects, [obj("Secret", "s")], [obj("ValidatingAdmissionPolicy", "p", None)])
+    assert [[(how, o["kind"]) for how, o in wave] for wave in waves] == [
+        [("server", "Namespace")],
+        [("secret", "Secret"), ("server", "ConfigMap"), ("server", "ServiceAccount")],
+        [("server", "Deployment"), ("server", "StatefulSet"), ("client", "ValidatingAdmissionPolicy")]]
 
 
 def test_a_new_object_is_created_and_an_unchanged_one_is_not_a_change():
@@ -212,19 +210,31 @@ def test_the_wait_names_what_did_not_finish(monkeypatch):
         mod.Applier(FakeModule(), client).wait([stuck], timeout=-1)
 
 
-def test_the_wait_selector_adds_every_labelled_rollout_of_any_namespace(monkeypatch):
-    def deployment(name, namespace, part_of, ready):
-        d = obj("Deployment", name, namespace, replicas=1)
-        d["metadata"].update(generation=1, labels={"app.kubernetes.io/part-of": part_of})
-        d["status"] = {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": int(ready)}
-        return d
+def secret(name: str, **data: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "ns"}, "data": data}
 
-    client = FakeClient(deployment("a", "one", "p", True), deployment("b", "two", "p", False),
-                        deployment("c", "three", "other", False))
+
+def test_a_kept_secret_is_created_with_the_rendered_data_then_keeps_what_it_has():
+    client = FakeClient()
     applier = mod.Applier(FakeModule(), client)
-    found = applier.selected("app.kubernetes.io/part-of=p")
-    assert sorted((o["metadata"]["namespace"], o["metadata"]["name"]) for o in found) == [("one", "a"), ("two", "b")]
-    monkeypatch.setattr(mod.time, "sleep", lambda _: None)
-    with pytest.raises(AssertionError, match=r"Deployment two/b") as failed:
-        applier.wait(found, timeout=-1)
-    assert "three/c" not in str(failed.value)
+    first = applier.apply("secret", secret("db", password="Zmlyc3Q=", pgpass="aDpmaXJzdA=="), "fm", keep=True)
+    # A rerun renders a new random password: the Secret keeps the first one.
+    again = applier.apply("secret", secret("db", password="bmV3", pgpass="aDpuZXc="), "fm", keep=True)
+    assert (first["action"], again["action"], again["changed"]) == ("created", "unchanged", False)
+    assert client.store[("Secret", "ns", "db")]["data"] == {"password": "Zmlyc3Q=", "pgpass": "aDpmaXJzdA=="}
+
+
+def test_a_secret_not_kept_takes_the_rendered_data():
+    client = FakeClient(secret("db", password="b2xk"))
+    result = mod.Applier(FakeModule(), client).apply("secret", secret("db", password="bmV3"), "fm")
+    assert result["changed"] is True
+    assert client.store[("Secret", "ns", "db")]["data"] == {"password": "bmV3"}
+
+
+def test_a_kept_secret_without_a_rendered_key_fails_rather_than_mix_old_and_new_values():
+    client = FakeClient(secret("db", password="b2xk"))
+    with pytest.raises(mod.KeptSecretError, match=r"Secret ns/db exists without pgpass"):
+        mod.Applier(FakeModule(), client).apply("secret", secret("db", password="bmV3", pgpass="aDpuZXc="), "fm",
+                                                keep=True)
+    assert client.store[("Secret", "ns", "db")]["data"] == {"password": "b2xk"}
+    assert client.writes == []

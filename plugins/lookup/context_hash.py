@@ -5,6 +5,8 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import re
+import time
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
@@ -58,38 +60,77 @@ def read_ignore_patterns(context):
     return patterns
 
 
-def is_ignored(relpath, patterns):
-    ignored = False
+def compile_patterns(patterns):
+    """Each .dockerignore pattern as (negated, compiled regex), compiled once
+    per context rather than matched with fnmatch once per file and prefix."""
+    compiled = []
     for pattern in patterns:
         negate = pattern.startswith("!")
-        body = pattern[1:] if negate else pattern
-        body = body.replace("**/", "*/")
-        parts = relpath.split("/")
-        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-        if any(fnmatch.fnmatchcase(prefix, body) for prefix in prefixes):
+        body = (pattern[1:] if negate else pattern).replace("**/", "*/")
+        compiled.append((negate, re.compile(fnmatch.translate(body))))
+    return compiled
+
+
+def is_ignored(relpath, patterns):
+    ignored = False
+    parts = relpath.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for negate, regex in patterns:
+        if any(regex.match(prefix) for prefix in prefixes):
             ignored = not negate
     return ignored
+
+
+def listing(context):
+    """Every file of the context with what says it changed: a cheap stat,
+    where the hash reads every byte."""
+    found = []
+    for root, dirs, files in os.walk(context):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            try:
+                stat = os.stat(full)
+            except OSError:  # a dangling link: not a file Docker would send
+                continue
+            found.append((os.path.relpath(full, context).replace(os.sep, "/"), stat.st_mode, stat.st_size,
+                          stat.st_mtime_ns))
+    return tuple(found)
+
+
+# One templating of platform_images hashes every context it names, and one
+# task may template it several times: the hash is kept per process for as
+# long as no file of the context changed (name, mode, size, mtime). As in
+# git's index, a file modified in the last RACY_SECONDS may change again
+# within the clock's granularity without a new mtime: such a context is
+# hashed every time.
+_MEMO = {}
+RACY_SECONDS = 2
 
 
 def context_hash(context):
     if not os.path.isdir(context):
         raise AnsibleLookupError(f"build context {context!r} is not a directory")
-    patterns = read_ignore_patterns(context)
+    files = listing(context)
+    key = (os.path.abspath(context), files)
+    if key in _MEMO:
+        return _MEMO[key]
+    patterns = compile_patterns(read_ignore_patterns(context))
     digest = hashlib.sha256()
-    for root, dirs, files in os.walk(context):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(root, name)
-            rel = os.path.relpath(full, context).replace(os.sep, "/")
-            if is_ignored(rel, patterns) or not os.path.isfile(full):
-                continue
-            executable = os.access(full, os.X_OK)
-            digest.update(f"{rel}\0{int(executable)}\0".encode())
-            with open(full, "rb") as handle:
-                for chunk in iter(lambda: handle.read(65536), b""):
-                    digest.update(chunk)
-            digest.update(b"\0")
-    return digest.hexdigest()
+    for rel, _mode, _size, _mtime in files:
+        full = os.path.join(context, rel)
+        if is_ignored(rel, patterns) or not os.path.isfile(full):
+            continue
+        executable = os.access(full, os.X_OK)
+        digest.update(f"{rel}\0{int(executable)}\0".encode())
+        with open(full, "rb") as handle:
+            for chunk in iter(lambda: handle.read(65536), b""):
+                digest.update(chunk)
+        digest.update(b"\0")
+    result = digest.hexdigest()
+    if all(mtime < time.time_ns() - RACY_SECONDS * 10**9 for _rel, _mode, _size, mtime in files):
+        _MEMO[key] = result
+    return result
 
 
 class LookupModule(LookupBase):

@@ -9,9 +9,12 @@ DOCUMENTATION = r"""
 module: kube_objects_apply
 short_description: Apply rendered objects with server-side apply, delete disabled ones, wait for rollouts
 description:
-  - Applies every object of O(objects) (and O(secrets)) in one run, in this order, namespaces first,
-    then the secrets, then the rest as listed, with server-side apply under O(field_manager)
-    (C(force_conflicts)); objects flagged C(server_side=false) get a JSON merge patch instead.
+  - Applies every object of O(objects) (and O(secrets)) in one run, with server-side apply under
+    O(field_manager) (C(force_conflicts)); the objects of O(client_side) get a JSON merge patch instead.
+  - The writes go in three waves, each sent concurrently (up to O(parallel) at a time) and finished
+    before the next starts; namespaces, then the secrets and every other object without a rollout,
+    then the Deployments, StatefulSets and DaemonSets and the objects of O(client_side). So a pod never
+    starts before its ServiceAccount, ConfigMap or Secret exists. Results come back in that order.
   - Deletes the objects of O(absent) that exist.
   - With O(wait), waits until every applied Deployment, StatefulSet and DaemonSet has finished its
     rollout, all of them polled together, and fails naming those that did not within O(wait_timeout).
@@ -45,6 +48,15 @@ options:
     type: list
     elements: dict
     default: []
+  secret_keep:
+    description:
+      - For each of O(secrets), in the same order, whether its data is generated once. Then the rendered
+        data only goes into a Secret this run creates, and an existing Secret keeps the values it has
+        (a generated password stays the one first deployed). Such a Secret that lacks a key of the
+        rendered data fails the run rather than mix old and new values. Missing entries count as false.
+    type: list
+    elements: bool
+    default: []
   client_side:
     description: Objects applied with a JSON merge patch rather than server-side apply.
     type: list
@@ -67,11 +79,10 @@ options:
     description: Seconds the rollouts may take together.
     type: int
     default: 300
-  wait_selector:
-    description:
-      - Also wait for every Deployment, StatefulSet and DaemonSet in any namespace with these labels
-        (a label selector), e.g. to wait once for several roles' objects applied with O(wait=false).
-    type: str
+  parallel:
+    description: Writes in flight at once within a wave; 1 sends them one after another.
+    type: int
+    default: 8
 requirements:
   - kubernetes (Python)
 """
@@ -106,6 +117,7 @@ pending:
 
 import copy
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -133,11 +145,14 @@ def content(obj: dict | None) -> dict | None:
     return out
 
 
-def apply_order(objects: list[dict], secrets: list[dict], client_side: list[dict]) -> list[tuple[str, dict]]:
-    """Namespaces first, then the secrets, then everything else as listed."""
+def apply_waves(objects: list[dict], secrets: list[dict], client_side: list[dict]) -> list[list[tuple[str, dict]]]:
+    """Namespaces; then the secrets and whatever a pod needs to exist first;
+    then the objects that start pods, and the client-side ones. Each wave in
+    the order listed."""
     namespaces = [("server", o) for o in objects if o.get("kind") == "Namespace"]
-    rest = [("server", o) for o in objects if o.get("kind") != "Namespace"]
-    return namespaces + [("secret", o) for o in secrets] + rest + [("client", o) for o in client_side]
+    before = [("server", o) for o in objects if o.get("kind") not in ("Namespace", *ROLLOUT_KINDS)]
+    rollouts = [("server", o) for o in objects if o.get("kind") in ROLLOUT_KINDS]
+    return [namespaces, [("secret", o) for o in secrets] + before, rollouts + [("client", o) for o in client_side]]
 
 
 def identity(obj: dict) -> dict:
@@ -176,6 +191,21 @@ def rollout_summary(obj: dict | None) -> str:
     return ", ".join(f"{k}={status[k]}" for k in keys if k in status) + f", generation={obj['metadata'].get('generation')}"
 
 
+class KeptSecretError(Exception):
+    """An existing Secret whose data is kept lacks a key the rendered one has."""
+
+
+def kept_data(rendered: dict, existing: dict) -> dict:
+    """The rendered Secret's keys with the values the existing Secret has."""
+    have = existing.get("data") or {}
+    missing = sorted(set(rendered.get("data") or {}) - set(have))
+    if missing:
+        raise KeptSecretError(
+            f"Secret {rendered['metadata'].get('namespace')}/{rendered['metadata']['name']} exists without "
+            f"{', '.join(missing)}; its data is kept as first generated, so delete it to generate it anew")
+    return {key: have[key] for key in rendered.get("data") or {}}
+
+
 class Applier:
     def __init__(self, module: AnsibleModule, client: Any) -> None:
         self.module = module
@@ -208,13 +238,15 @@ class Applier:
         except NotFoundError:
             return True
 
-    def apply(self, how: str, obj: dict, field_manager: str) -> dict:
+    def apply(self, how: str, obj: dict, field_manager: str, keep: bool = False) -> dict:
         result = identity(obj)
         resource = self.resource(obj)
         meta = obj["metadata"]
         before = self.read(resource, obj)
         if before is None and self.namespace_missing(obj):
             return {**result, "action": "created", "changed": True}
+        if keep and before is not None:
+            obj = {**obj, "data": kept_data(obj, before)}
         if how == "client":
             if before is None:
                 after = self.client.create(resource, body=obj, namespace=meta.get("namespace"),
@@ -243,15 +275,6 @@ class Applier:
         meta = obj["metadata"]
         self.client.delete(resource, name=meta["name"], namespace=meta.get("namespace"), dry_run=self.dry_run)
         return {**result, "action": "deleted", "changed": True}
-
-    def selected(self, selector: str) -> list[dict]:
-        """Every object with a rollout that carries these labels, in any namespace."""
-        found = []
-        for kind in ROLLOUT_KINDS:
-            resource = self.client.resources.get(api_version="apps/v1", kind=kind)
-            found += [{"apiVersion": "apps/v1", "kind": kind, **item}
-                      for item in self.client.get(resource, label_selector=selector).to_dict().get("items", [])]
-        return found
 
     def wait(self, objects: list[dict], timeout: int) -> list[dict]:
         pending = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in objects}
@@ -286,12 +309,13 @@ def main() -> None:
             "objects": {"type": "list", "elements": "dict", "default": []},
             "secrets": {"type": "list", "elements": "dict", "default": []},
             "secret_data": {"type": "list", "elements": "dict", "default": [], "no_log": True},
+            "secret_keep": {"type": "list", "elements": "bool", "default": []},
             "client_side": {"type": "list", "elements": "dict", "default": []},
             "absent": {"type": "list", "elements": "dict", "default": []},
             "field_manager": {"type": "str", "required": True},
             "wait": {"type": "bool", "default": True},
             "wait_timeout": {"type": "int", "default": 300},
-            "wait_selector": {"type": "str"},
+            "parallel": {"type": "int", "default": 8},
         },
         supports_check_mode=True,
     )
@@ -300,27 +324,39 @@ def main() -> None:
     params = module.params
     if len(params["secrets"]) != len(params["secret_data"]):
         module.fail_json(msg=f"{len(params['secrets'])} secrets but {len(params['secret_data'])} secret_data entries")
+    if len(params["secret_keep"]) > len(params["secrets"]):
+        module.fail_json(msg=f"{len(params['secret_keep'])} secret_keep entries for {len(params['secrets'])} secrets")
     secrets = [{**obj, "data": data} for obj, data in zip(params["secrets"], params["secret_data"])]
+    kept = {id(obj) for obj, keep in zip(secrets, params["secret_keep"]) if keep}
     try:
         api = kube_config.new_client_from_config(config_file=params["kubeconfig"], context=params["context"])
         applier = Applier(module, DynamicClient(api))
-        results = []
+        results: list[dict] = []
         secret_ids = {id(o) for o in secrets}
-        for how, obj in apply_order(params["objects"], secrets, params["client_side"]):
+
+        def write(item: tuple[str, dict]) -> dict | Exception:
+            how, obj = item
             try:
-                results.append(applier.apply(how, obj, params["field_manager"]))
-            except DynamicApiError as err:
-                reason = "(not shown: the object holds a secret)" if id(obj) in secret_ids else err.summary()
-                module.fail_json(msg=f"Failed to apply {obj.get('kind')} "
-                                     f"{obj['metadata'].get('namespace') or ''}/{obj['metadata'].get('name')}: {reason}",
-                                 objects=results)
+                return applier.apply(how, obj, params["field_manager"], keep=id(obj) in kept)
+            except (KeptSecretError, DynamicApiError) as err:
+                return err
+
+        with ThreadPoolExecutor(max_workers=max(1, params["parallel"])) as pool:
+            for wave in apply_waves(params["objects"], secrets, params["client_side"]):
+                for (how, obj), outcome in zip(wave, list(pool.map(write, wave))):
+                    if isinstance(outcome, KeptSecretError):
+                        module.fail_json(msg=str(outcome), objects=results)
+                    if isinstance(outcome, DynamicApiError):
+                        reason = "(not shown: the object holds a secret)" if id(obj) in secret_ids else outcome.summary()
+                        module.fail_json(msg=f"Failed to apply {obj.get('kind')} "
+                                             f"{obj['metadata'].get('namespace') or ''}/{obj['metadata'].get('name')}: "
+                                             f"{reason}", objects=results)
+                    results.append(outcome)
         for obj in params["absent"]:
             results.append(applier.delete(obj))
         rollouts = []
         if params["wait"] and not module.check_mode:
             applied = [o for o in params["objects"] if o.get("kind") in ROLLOUT_KINDS]
-            if params["wait_selector"]:
-                applied += applier.selected(params["wait_selector"])
             rollouts = applier.wait(applied, params["wait_timeout"])
     except DynamicApiError as err:
         module.fail_json(msg=f"Kubernetes API error: {err.summary()}")
