@@ -47,4 +47,8 @@ def test_a_missing_file_sends_the_run_down_the_build_which_puts_it_back(bundle):
     assert "files or images are missing or changed" in run.stdout
     assert ran(run, BUILT), "a bundle missing a file was reused"
     assert manifest.read_text() == before
-    assert changed_tasks(run) == ["airgap_bundle : cni | Write the kube-router manifest for minikube's --cni"]
+    # A build ends with the prune, which may now remove another key's image
+    # that a cluster's node container still used when that key's bundle was
+    # built: not this bundle's content, so not counted here.
+    built = [task for task in changed_tasks(run) if not task.startswith("airgap_bundle : prune |")]
+    assert built == ["airgap_bundle : cni | Write the kube-router manifest for minikube's --cni"]
