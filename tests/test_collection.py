@@ -27,6 +27,6 @@ def test_every_plugin_documents_itself_in_valid_yaml(plugin):
     turns it into a mapping and the documentation silently disappears."""
     text = (ROOT / plugin).read_text()
     for name in ("DOCUMENTATION", "EXAMPLES", "RETURN"):
-        match = re.search(rf'^{name} = r"""(.*?)"""', text, re.DOTALL | re.MULTILINE)
+        match = re.search(rf'^\s*{name} = r"""(.*?)"""', text, re.DOTALL | re.MULTILINE)
         if match:
             assert yaml.safe_load(match.group(1)) is not None, f"{plugin}: {name} is empty"

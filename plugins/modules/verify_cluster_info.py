@@ -12,14 +12,8 @@ description:
   - Returns where a kubeconfig context points and which CA it trusts, so that
     another kubeconfig can be written for the same cluster.
   - Reads nothing about the context's user; no credential leaves the file.
-options:
-  kubeconfig:
-    description: Path of the kubeconfig file.
-    type: path
-    required: true
-  context:
-    description: Context in O(kubeconfig); its current context when omitted.
-    type: str
+extends_documentation_fragment:
+  - invoice_platform.platform.kube
 author:
   - invoice-platform
 """

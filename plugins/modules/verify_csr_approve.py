@@ -13,14 +13,8 @@ description:
     C(approval) subresource, unless it is approved already, then waits until the
     signer has issued the certificate and returns it.
   - Fails when the request was denied or the signer reported a failure.
+  - The user of O(kubeconfig) must be allowed to approve requests for the signer.
 options:
-  kubeconfig:
-    description: Path of a kubeconfig allowed to approve requests for the signer.
-    type: path
-    required: true
-  context:
-    description: Context in O(kubeconfig); its current context when omitted.
-    type: str
   name:
     description: Name of the CertificateSigningRequest.
     type: str
@@ -37,6 +31,8 @@ options:
     description: Seconds to wait for the certificate.
     type: int
     default: 60
+extends_documentation_fragment:
+  - invoice_platform.platform.kube
 author:
   - invoice-platform
 """

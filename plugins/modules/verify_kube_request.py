@@ -17,13 +17,6 @@ description:
   - Used for RBAC matrices, pod proxy requests, server-side dry runs and log reads,
     where the status code itself is the evidence.
 options:
-  kubeconfig:
-    description: Path of the kubeconfig file whose credentials are used.
-    type: path
-    required: true
-  context:
-    description: Context in O(kubeconfig); its current context when omitted.
-    type: str
   method:
     description: HTTP method.
     type: str
@@ -76,6 +69,8 @@ options:
       - Also a key of each O(requests) item, defaulting to this value.
     type: bool
     default: false
+extends_documentation_fragment:
+  - invoice_platform.platform.kube
 author:
   - invoice-platform
 notes:
