@@ -1,5 +1,6 @@
-"""Every render passes kubernetes-validate (strict, Kubernetes 1.34), checkov
-and kube-score. Their exceptions live, with reasons, in .checkov.yaml and
+"""Every render passes kubernetes-validate (strict, at the Kubernetes version
+the clusters run, from inventory/shared/versions.yml), checkov and
+kube-score. Their exceptions live, with reasons, in .checkov.yaml and
 .kube-score.yaml at the project root."""
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import yaml
 from conftest import RENDERS
 from manifests import PROJECT_ROOT
 
-KUBERNETES_VERSION = "1.34.0"
+# The version the clusters run, as the inventory pins it (v1.34.0 -> 1.34.0).
+KUBERNETES_VERSION = yaml.safe_load((PROJECT_ROOT / "inventory" / "shared" / "versions.yml").read_text())[
+    "minikube_kubernetes_version"].lstrip("v")
 
 
 def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
