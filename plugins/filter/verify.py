@@ -9,43 +9,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import json
 
 # A blocked connection: the policy dropped (timeout) or rejected it. A DNS
 # failure or a reset after connecting is not evidence of a NetworkPolicy.
 BLOCKED_KINDS = ("timeout", "refused", "unreachable")
+# A container the runtime could not start ran no request: no evidence
+# either way, so its probes are run again once (probes.yml's callers).
+NOT_STARTED_REASONS = ("StartError", "ContainerCannotRun")
 
-# The team RBAC matrix. `own`: allowed in the team's own namespace, forbidden
-# in every other; `never`: forbidden everywhere. Cluster-scoped actions are
-# asked once per team.
+# The dry-run restart's annotation, as `kubectl rollout restart` sets it.
 RESTART_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
-NAMESPACED_ACTIONS = [
-    dict(action="list pods", method="GET", path="/api/v1/namespaces/{ns}/pods",
-         query={"limit": 5}, kind="PodList", rule="own"),
-    dict(action="read pod logs", method="GET", path="/api/v1/namespaces/{ns}/pods/{pod}/log",
-         query={"tailLines": 1}, rule="own"),
-    dict(action="restart deployment (server-side dry run)", method="PATCH",
-         path="/apis/apps/v1/namespaces/{ns}/deployments/{deployment}", query={"dryRun": "All"},
-         content_type="application/strategic-merge-patch+json", kind="Deployment", rule="own", restart=True),
-    # Allowed by the Role (it may patch its Deployment) but refused by the
-    # team's admission policy: a pod spec of the team's making could mount
-    # the database Secret.
-    dict(action="mount the database Secret into the Deployment (server-side dry run)", method="PATCH",
-         path="/apis/apps/v1/namespaces/{ns}/deployments/{deployment}", query={"dryRun": "All"},
-         content_type="application/strategic-merge-patch+json", rule="never", leak=True),
-    dict(action="list services", method="GET", path="/api/v1/namespaces/{ns}/services",
-         query={"limit": 5}, kind="ServiceList", rule="own"),
-    dict(action="list configmaps", method="GET", path="/api/v1/namespaces/{ns}/configmaps",
-         query={"limit": 5}, kind="ConfigMapList", rule="own"),
-    dict(action="list secrets", method="GET", path="/api/v1/namespaces/{ns}/secrets",
-         query={"limit": 5}, rule="never"),
-    dict(action="read the database Secret", method="GET", path="/api/v1/namespaces/{ns}/secrets/{deployment}-db",
-         rule="never"),
-]
-CLUSTER_ACTIONS = [
-    dict(action="list nodes", method="GET", path="/api/v1/nodes", query={"limit": 5}, rule="never"),
-    dict(action="list namespaces", method="GET", path="/api/v1/namespaces", query={"limit": 5}, rule="never"),
-]
 
 
 def verify_teams(services, user_suffix="-member"):
@@ -72,21 +47,30 @@ def verify_rbac_targets(pod_results, deployment_results):
     return targets
 
 
-def verify_rbac_cells(teams, targets, credentials_dir, restart_stamp):
+def verify_rbac_cells(teams, targets, matrix, credentials_dir, restart_stamp):
     """Every (team, namespace, action) to try, with the expected outcome.
 
     targets: one dict per namespace: namespace, pod (a pod to read logs of),
-    deployment (a deployment to restart)."""
+    deployment (a deployment to restart). matrix: the role's data
+    (vars/main.yml, __verify_rbac_matrix), `namespaced` actions tried in
+    every team namespace and `cluster` actions tried once per team; `rule`
+    own: allowed in the team's own namespace only; never: forbidden
+    everywhere."""
     cells = []
+    for spec in matrix["namespaced"] + matrix["cluster"]:
+        if spec.get("rule") not in ("own", "never"):
+            raise ValueError("RBAC matrix action %r: rule must be own or never, not %r" % (spec.get("action"), spec.get("rule")))
+        if spec.get("body") not in (None, "restart", "leak"):
+            raise ValueError("RBAC matrix action %r: body must be restart or leak, not %r" % (spec.get("action"), spec.get("body")))
     for team in teams:
         kubeconfig = "%s/%s.kubeconfig" % (credentials_dir.rstrip("/"), team["team"])
         for target in targets:
             own = target["namespace"] == team["namespace"]
-            for spec in NAMESPACED_ACTIONS:
+            for spec in matrix["namespaced"]:
                 cell = _cell(team, kubeconfig, spec, target["namespace"],
                              spec["rule"] == "own" and own, target, restart_stamp)
                 cells.append(cell)
-        for spec in CLUSTER_ACTIONS:
+        for spec in matrix["cluster"]:
             cells.append(_cell(team, kubeconfig, spec, "(cluster)", False, {}, restart_stamp))
     return cells
 
@@ -94,9 +78,9 @@ def verify_rbac_cells(teams, targets, credentials_dir, restart_stamp):
 def _cell(team, kubeconfig, spec, namespace, allowed, target, restart_stamp):
     path = spec["path"].format(ns=namespace, pod=target.get("pod", ""), deployment=target.get("deployment", ""))
     body = None
-    if spec.get("restart"):
+    if spec.get("body") == "restart":
         body = {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: restart_stamp}}}}}
-    if spec.get("leak"):
+    if spec.get("body") == "leak":
         deployment = target.get("deployment", "")
         body = {"spec": {"template": {"spec": {"containers": [{"name": deployment, "env": [
             {"name": "LEAKED", "valueFrom": {"secretKeyRef": {"name": deployment + "-db", "key": "password"}}}]}]}}}}
@@ -104,7 +88,7 @@ def _cell(team, kubeconfig, spec, namespace, allowed, target, restart_stamp):
         team=team["team"], user=team["user"], kubeconfig=kubeconfig, namespace=namespace,
         action=spec["action"], method=spec["method"], path=path, query=dict(spec.get("query", {})),
         body=body, content_type=spec.get("content_type", "application/json"),
-        kind=spec.get("kind", ""), restart_stamp=restart_stamp if spec.get("restart") else "",
+        kind=spec.get("kind", ""), restart_stamp=restart_stamp if spec.get("body") == "restart" else "",
         expect="allowed" if allowed else "forbidden")
 
 
@@ -395,15 +379,26 @@ def _request_args(expect, attempts, settle, hold):
     return ["-attempts", str(max(int(hold), 1))] + (["-delay", "%ds" % int(settle)] if int(settle) > 0 else [])
 
 
-def verify_probe_plan(catalogue, selected, enforced, invoice_app_labels, base_labels, probe_label,
-                      dns_name, urls, timeout, attempts, settle=0, hold=1):
+def _timing(timing):
+    """timeout, attempts, settle and hold from a timing dict (settle 0 and
+    hold 1 when left out)."""
+    missing = [key for key in ("timeout", "attempts") if key not in (timing or {})]
+    if missing:
+        raise ValueError("timing lacks %s" % ", ".join(missing))
+    return int(timing["timeout"]), int(timing["attempts"]), int(timing.get("settle", 0)), int(timing.get("hold", 1))
+
+
+def verify_probe_plan(catalogue, *, selected, enforced, invoice_app_labels, base_labels, probe_label, dns_name, urls,
+                      timing):
     """The probe pods to run: for each selected catalogue entry its
     namespace, labels, expectation and one container per request (`dns`,
-    then one `http-*` container per entry of urls). A request that must
-    connect gets `attempts`, a second apart; one the policies must stop
-    waits `settle` seconds and must then stay blocked for `hold` attempts
-    (see verify_tcp_probe_plan). Entries of the catalogue without `urls`
-    (host probes, planned by verify_tcp_probe_plan) are left out."""
+    then one `http-*` container per entry of urls). timing: timeout (seconds
+    per request), attempts, settle, hold. A request that must connect gets
+    `attempts`, a second apart; one the policies must stop waits `settle`
+    seconds and must then stay blocked for `hold` attempts (see
+    verify_tcp_probe_plan). Entries of the catalogue without `urls` (host
+    probes, planned by verify_tcp_probe_plan) are left out."""
+    timeout, attempts, settle, hold = _timing(timing)
     _check_selected(catalogue, selected)
     plan = []
     for entry in catalogue:
@@ -423,8 +418,7 @@ def verify_probe_plan(catalogue, selected, enforced, invoice_app_labels, base_la
     return plan
 
 
-def verify_tcp_probe_plan(catalogue, enforced, wears, base_labels, probe_label, targets, timeout, attempts, settle=0,
-                          hold=1, selected=None):
+def verify_tcp_probe_plan(catalogue, *, enforced, wears, base_labels, probe_label, targets, timing, selected=None):
     """Probe pods that each open TCP connections to some targets, with one
     expectation per pod. catalogue entries: name, namespace, wears (a key of
     wears, whose labels the pod carries, or none), targets (keys of
@@ -436,8 +430,10 @@ def verify_tcp_probe_plan(catalogue, enforced, wears, base_labels, probe_label, 
     `attempts` times a second apart, until the policy engine has let its
     address in; one that must be blocked waits `settle` seconds, until the
     engine has its own pod's rules, and then must stay blocked for `hold`
-    attempts a second apart. selected: the entry names to plan (all when
+    attempts a second apart (timing: timeout, attempts, settle, hold, as
+    for verify_probe_plan). selected: the entry names to plan (all when
     None); entries without targets (verify_probe_plan's) are left out."""
+    timeout, attempts, settle, hold = _timing(timing)
     _check_selected(catalogue, selected)
     plan = []
     for entry in catalogue:
@@ -555,7 +551,8 @@ def _container_results(pod, logs):
                 break
             except ValueError:
                 continue
-        out[name] = dict(exit_code=state.get("exitCode"), reason=state.get("reason", ""), result=result)
+        out[name] = dict(exit_code=state.get("exitCode"), reason=state.get("reason", ""),
+                         message=" ".join(str(state.get("message") or "").split())[:300], result=result)
     return out
 
 
@@ -585,10 +582,12 @@ def verify_probe_verdict(pod, logs, probe):
         elif res:
             seen = "%s: %s" % (res.get("kind"), res.get("error"))
         else:
-            seen = "no result line (exit %s, %s)" % (got["exit_code"], got["reason"])
+            seen = "no result line (exit %s, %s%s)" % (got["exit_code"], got["reason"],
+                                                       ": " + got["message"] if got["message"] else "")
         checks.append(dict(container=name, target=res.get("target", ""), want=want, seen=seen,
                            attempts=res.get("attempts"), elapsed_ms=res.get("elapsed_ms"),
-                           exit_code=got["exit_code"], ok=ok))
+                           exit_code=got["exit_code"], ok=ok,
+                           not_started=not res and got["reason"] in NOT_STARTED_REASONS))
     status = pod.get("status") or {}
     phase = status.get("phase", "")
     waiting = ["%s: %s %s" % (s.get("name"), s["state"]["waiting"].get("reason", ""), s["state"]["waiting"].get("message", ""))
@@ -597,6 +596,7 @@ def verify_probe_verdict(pod, logs, probe):
                 expect=probe["expect"], phase=phase, checks=checks, waiting=waiting, absent=probe.get("absent", []),
                 settle=probe.get("settle", 0),
                 message=status.get("message", "") or status.get("reason", ""),
+                not_started=[c["container"] for c in checks if c["not_started"]],
                 ok=bool(checks) and all(c["ok"] for c in checks) and phase in ("Succeeded", "Failed"))
 
 
@@ -638,15 +638,80 @@ def verify_psa_summary(namespace_results, privileged_results, compliant_results)
 
 
 def verify_table_row(result):
-    """One line of the summary table."""
+    """One line of the summary table; a result carried forward by a reuse
+    says when it was proved."""
     text = result.get("summary") or ""
     if result["status"] != "PASS":
         text = result.get("evidence") or text
         text = text if len(text) <= 300 else text[:297] + "..."
+    if result.get("proved"):
+        text = "(proved %s, cluster unchanged) %s" % (result["proved"], text)
     return "%-18s %-4s  %s" % (result["name"], result["status"], " ".join(str(text).split()))
 
 
+# Differences named when a fingerprint does not match; the count says how many.
+CHANGES_SHOWN = 10
+
+
+def _state_changes(before, after):
+    """What differs between two verify_cluster_state objects maps."""
+    lines = ["removed " + key for key in sorted(set(before) - set(after))]
+    lines += ["added " + key for key in sorted(set(after) - set(before))]
+    return lines + ["changed " + key for key in sorted(set(after) & set(before)) if after[key] != before[key]]
+
+
+def _utc(stamp):
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def verify_reuse_decision(report_text, state, checks, inputs, max_age, now):
+    """Whether the last report, as text, still proves the cluster: it passed,
+    as a full verification or a reuse of one, every check in `checks`, with
+    the same `inputs` digest, against the same `state` (the
+    verify_cluster_state result, compared with the report's objects), and
+    was proved at most `max_age` seconds before `now`.
+
+    Returns reuse (bool), reason (one line) and, when reused, the report's
+    proved time, results (the checks, each marked with that time) and
+    rbac_matrix."""
+    def refuse(reason):
+        return dict(reuse=False, reason=reason)
+
+    if not report_text:
+        return refuse("no earlier report")
+    try:
+        report = json.loads(report_text)
+    except ValueError:
+        return refuse("the earlier report is not JSON")
+    if not isinstance(report, dict) or not report.get("proved") or not isinstance(report.get("state"), dict):
+        return refuse("the earlier report records no proof to reuse")
+    if report.get("result") != "PASS":
+        return refuse("the last verification did not pass")
+    if report.get("inputs") != inputs:
+        return refuse("the verification's inputs or tasks changed since")
+    passed = dict((c.get("name"), c) for c in report.get("checks") or [] if c.get("status") == "PASS")
+    unproved = [name for name in checks if name not in passed]
+    if unproved:
+        return refuse("the last verification did not prove %s" % ", ".join(unproved))
+    try:
+        age = (_utc(now) - _utc(report["proved"])).total_seconds()
+    except (TypeError, ValueError):
+        return refuse("the earlier report's proof time is unreadable")
+    if not 0 <= age <= int(max_age):
+        return refuse("the last full verification is %d s old, more than %d s" % (age, int(max_age)))
+    if report["state"].get("sha256") != state.get("sha256"):
+        changes = _state_changes(report["state"].get("objects") or {}, state.get("objects") or {})
+        return refuse("%d object(s) differ from the last full verification: %s%s" % (
+            len(changes), "; ".join(changes[:CHANGES_SHOWN]), "; ..." if len(changes) > CHANGES_SHOWN else ""))
+    results = [dict(passed[name], proved=report["proved"]) for name in checks]
+    return dict(reuse=True, proved=report["proved"], results=results, rbac_matrix=report.get("rbac_matrix") or {},
+                reason="the last full verification, %s, passed %s against the same %d objects" % (
+                    report["proved"], ", ".join(checks), len(state.get("objects") or {})))
+
+
 class FilterModule(object):
+    # Only what the role's tasks call; the helpers they build on stay plain
+    # functions (unit-tested all the same).
     def filters(self):
         return dict(
             verify_teams=verify_teams,
@@ -656,13 +721,11 @@ class FilterModule(object):
             verify_probe_summary=verify_probe_summary,
             verify_rbac_cells=verify_rbac_cells,
             verify_rbac_targets=verify_rbac_targets,
-            verify_rbac_outcome=verify_rbac_outcome,
             verify_rbac_outcomes=verify_rbac_outcomes,
             verify_rbac_summary=verify_rbac_summary,
             verify_invoice_problems=verify_invoice_problems,
             verify_unpaid_ids=verify_unpaid_ids,
             verify_payment_log=verify_payment_log,
-            verify_count_by=verify_count_by,
             verify_ready_pods=verify_ready_pods,
             verify_pod_phases=verify_pod_phases,
             verify_selector=verify_selector,
@@ -675,7 +738,6 @@ class FilterModule(object):
             verify_as_request=verify_as_request,
             verify_ledger_problems=verify_ledger_problems,
             verify_booking_problems=verify_booking_problems,
-            verify_probe_verdict=verify_probe_verdict,
             verify_probe_plan=verify_probe_plan,
             verify_tcp_probe_plan=verify_tcp_probe_plan,
             verify_host_targets=verify_host_targets,
@@ -684,4 +746,5 @@ class FilterModule(object):
             verify_probe_cleanup_requests=verify_probe_cleanup_requests,
             verify_probe_verdicts=verify_probe_verdicts,
             verify_pick=verify_pick,
+            verify_reuse_decision=verify_reuse_decision,
         )

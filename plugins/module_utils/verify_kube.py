@@ -63,13 +63,14 @@ def cluster_facts(kubeconfig, context=None):
     )
 
 
-def raw_request(api, method, path, query=None, body=None, content_type="application/json", timeout=30):
+def raw_request(api, method, path, query=None, body=None, content_type="application/json", timeout=30,
+                accept="application/json, */*"):
     """Send one request with api's credentials and return (status, reason,
     body bytes). An HTTP error status is returned, not raised; a connection
     failure raises."""
     import json
 
-    headers = {"Accept": "application/json, */*"}
+    headers = {"Accept": accept}
     if body is not None:
         headers["Content-Type"] = content_type
         # The client serialises JSON bodies itself (including +json patch

@@ -1,14 +1,19 @@
 """The decisions the verify role takes: what counts as paid, allowed, blocked."""
 
 import json
+import pathlib
 
 import pytest
+import yaml
 
 EXPECTED = [
     {"InvoiceId": "I1", "Value": 12.15, "Currency": "EUR"},
     {"InvoiceId": "I2", "Value": 10.25, "Currency": "GBP"},
     {"InvoiceId": "I3", "Value": 66.13, "Currency": "DKK"},
 ]
+# The role's own matrix, as the role passes it.
+MATRIX = yaml.safe_load(
+    (pathlib.Path(__file__).resolve().parents[2] / "vars" / "main.yml").read_text())["__verify_rbac_matrix"]
 SERVICES = {
     "invoice_app": {"name": "invoice-app", "namespace": "invoices", "team": "team-invoices", "port": 8081},
     "payment_provider": {"name": "payment-provider", "namespace": "payments", "team": "team-payments", "port": 8082},
@@ -187,7 +192,7 @@ TARGETS = [
 
 
 def test_rbac_matrix_size_and_expectations(vf):
-    cells = vf.verify_rbac_cells(vf.verify_teams(SERVICES), TARGETS, "/creds/", "2025-01-01T00:00:00Z")
+    cells = vf.verify_rbac_cells(vf.verify_teams(SERVICES), TARGETS, MATRIX, "/creds/", "2025-01-01T00:00:00Z")
     # 2 teams x (8 namespaced actions x 2 namespaces + 2 cluster-scoped).
     assert len(cells) == 36
     allowed = [c for c in cells if c["expect"] == "allowed"]
@@ -212,7 +217,7 @@ def forbidden(msg="forbidden"):
 
 
 def test_rbac_outcome_judges_each_answer(vf):
-    cells = vf.verify_rbac_cells(vf.verify_teams(SERVICES), TARGETS, "/c", "STAMP")
+    cells = vf.verify_rbac_cells(vf.verify_teams(SERVICES), TARGETS, MATRIX, "/c", "STAMP")
     by = {(c["team"], c["namespace"], c["action"]): c for c in cells}
     list_own = by[("team-invoices", "invoices", "list pods")]
     assert vf.verify_rbac_outcome(list_own, {"status": 200, "json": {"kind": "PodList"}})["ok"]
@@ -241,7 +246,7 @@ def test_rbac_outcome_judges_each_answer(vf):
 
 
 def test_rbac_summary(vf):
-    cells = vf.verify_rbac_cells(vf.verify_teams(SERVICES), TARGETS, "/c", "S")
+    cells = vf.verify_rbac_cells(vf.verify_teams(SERVICES), TARGETS, MATRIX, "/c", "S")
     answers = [{"status": 200, "json": {"kind": c["kind"]}} if c["expect"] == "allowed" else forbidden() for c in cells]
     for a, c in zip(answers, cells):
         if c["restart_stamp"]:
@@ -274,9 +279,11 @@ INVOICE_LABELS = {"app.kubernetes.io/name": "invoice-app", "app.kubernetes.io/in
 
 
 def plan(vf, selected=("outside-namespace", "invoices-as-invoice-app"), enforced=True):
-    return vf.verify_probe_plan(CATALOGUE, list(selected), enforced, INVOICE_LABELS, {"app.kubernetes.io/part-of": "p"},
-                                "p/verify-probe", "pp.payments.svc.cluster.local",
-                                {"http-service": "http://pp:8082/healthz", "http-pod": "http://10.0.0.1:8082/healthz"}, 5, 20)
+    return vf.verify_probe_plan(CATALOGUE, selected=list(selected), enforced=enforced, invoice_app_labels=INVOICE_LABELS,
+                                base_labels={"app.kubernetes.io/part-of": "p"}, probe_label="p/verify-probe",
+                                dns_name="pp.payments.svc.cluster.local",
+                                urls={"http-service": "http://pp:8082/healthz", "http-pod": "http://10.0.0.1:8082/healthz"},
+                                timing={"timeout": 5, "attempts": 20})
 
 
 def test_probe_plan(vf):
@@ -393,8 +400,10 @@ TCP_CATALOGUE = [
 
 
 def tcp_plan(vf, enforced=True):
-    return vf.verify_tcp_probe_plan(TCP_CATALOGUE, enforced, {"app": {"app.kubernetes.io/name": "invoice-app"}},
-                                    {"part-of": "x"}, "probe", {"db": "db.invoices:5432", "other": "10.0.0.1:53"}, 3, 7, 4)
+    return vf.verify_tcp_probe_plan(TCP_CATALOGUE, enforced=enforced, wears={"app": {"app.kubernetes.io/name": "invoice-app"}},
+                                    base_labels={"part-of": "x"}, probe_label="probe",
+                                    targets={"db": "db.invoices:5432", "other": "10.0.0.1:53"},
+                                    timing={"timeout": 3, "attempts": 7, "settle": 4})
 
 
 def test_tcp_probe_plan(vf):
@@ -406,7 +415,8 @@ def test_tcp_probe_plan(vf):
     assert all(c["args"][2:6] == ["-attempts", "1", "-delay", "4s"] for c in stranger["containers"])
     assert tcp_plan(vf, enforced=False)[1]["expect"] == "connect"
     with pytest.raises(ValueError):
-        vf.verify_tcp_probe_plan([dict(TCP_CATALOGUE[0], targets=["nope"])], True, {"app": {}}, {}, "p", {}, 1, 1)
+        vf.verify_tcp_probe_plan([dict(TCP_CATALOGUE[0], targets=["nope"])], enforced=True, wears={"app": {}}, base_labels={},
+                                 probe_label="p", targets={}, timing={"timeout": 1, "attempts": 1})
 
 
 def test_tcp_probe_verdicts(vf):
@@ -429,8 +439,9 @@ def test_tcp_probe_verdicts(vf):
 
 def test_probe_plan_holds_blocked_requests(vf):
     outside, labelled = vf.verify_probe_plan(
-        CATALOGUE, ["outside-namespace", "invoices-as-invoice-app"], True, INVOICE_LABELS, {}, "p/verify-probe",
-        "pp", {"http-service": "http://pp:8082/healthz"}, 5, 20, settle=4, hold=3)
+        CATALOGUE, selected=["outside-namespace", "invoices-as-invoice-app"], enforced=True, invoice_app_labels=INVOICE_LABELS,
+        base_labels={}, probe_label="p/verify-probe", dns_name="pp", urls={"http-service": "http://pp:8082/healthz"},
+        timing={"timeout": 5, "attempts": 20, "settle": 4, "hold": 3})
     # Blocked: wait for the engine, then stay blocked for three attempts.
     assert outside["containers"][1]["args"] == ["-timeout", "5s", "-attempts", "3", "-delay", "4s",
                                                 "http", "GET", "http://pp:8082/healthz"]
@@ -440,6 +451,7 @@ def test_probe_plan_holds_blocked_requests(vf):
     assert (outside["settle"], labelled["settle"]) == (4, 0)
 
 
+TIMING = {"timeout": 5, "attempts": 20}
 HOST_CATALOGUE = CATALOGUE + [
     {"name": "host-bare", "namespace": "payments", "wears": None, "targets": ["apiserver_node", "etcd"], "blocked": True},
     {"name": "host-app", "namespace": "invoices", "wears": "invoice_app", "targets": ["kubelet"], "blocked": True},
@@ -448,12 +460,13 @@ HOST_CATALOGUE = CATALOGUE + [
 
 def test_http_plan_leaves_host_probes_out_and_tcp_plan_takes_only_them(vf):
     names = ["outside-namespace", "host-bare", "host-app"]
-    http = vf.verify_probe_plan(HOST_CATALOGUE, names, True, INVOICE_LABELS, {}, "p", "pp", {"http-pod": "http://x/"}, 5, 20)
+    http = vf.verify_probe_plan(HOST_CATALOGUE, selected=names, enforced=True, invoice_app_labels=INVOICE_LABELS, base_labels={},
+                                probe_label="p", dns_name="pp", urls={"http-pod": "http://x/"}, timing=TIMING)
     assert [p["name"] for p in http] == ["outside-namespace"]
     targets = {"apiserver_node": ["192.168.49.2:8443"], "etcd": ["192.168.49.2:2379", "192.168.49.3:2379"],
                "kubelet": ["192.168.49.2:10250"]}
-    tcp = vf.verify_tcp_probe_plan(HOST_CATALOGUE, True, {"invoice_app": INVOICE_LABELS}, {}, "p", targets, 5, 20,
-                                   settle=5, hold=3, selected=names)
+    tcp = vf.verify_tcp_probe_plan(HOST_CATALOGUE, enforced=True, wears={"invoice_app": INVOICE_LABELS}, base_labels={},
+                                   probe_label="p", targets=targets, timing=dict(TIMING, settle=5, hold=3), selected=names)
     assert [p["name"] for p in tcp] == ["host-bare", "host-app"]
     bare, app = tcp
     # One container per address; a list of several is numbered.
@@ -464,18 +477,22 @@ def test_http_plan_leaves_host_probes_out_and_tcp_plan_takes_only_them(vf):
     assert app["labels"]["app.kubernetes.io/name"] == "invoice-app" and app["as_invoice_app"]
     assert bare["labels"]["app.kubernetes.io/name"] == "netprobe" and not bare["as_invoice_app"]
     # Selection leaves entries out; an unknown name is an error.
-    assert [p["name"] for p in vf.verify_tcp_probe_plan(HOST_CATALOGUE, True, {"invoice_app": {}}, {}, "p", targets, 5, 20,
+    assert [p["name"] for p in vf.verify_tcp_probe_plan(HOST_CATALOGUE, enforced=True, wears={"invoice_app": {}}, base_labels={},
+                                                         probe_label="p", targets=targets, timing=TIMING,
                                                          selected=["host-app"])] == ["host-app"]
     with pytest.raises(ValueError, match="unknown probe"):
-        vf.verify_tcp_probe_plan(HOST_CATALOGUE, True, {}, {}, "p", targets, 5, 20, selected=["nope"])
+        vf.verify_tcp_probe_plan(HOST_CATALOGUE, enforced=True, wears={}, base_labels={}, probe_label="p", targets=targets,
+                                 timing=TIMING, selected=["nope"])
 
 
 def test_tcp_plan_names_absent_targets_and_refuses_an_empty_probe(vf):
     targets = {"apiserver_node": ["10.0.0.1:6443"], "etcd": [], "kubelet": []}
-    bare = vf.verify_tcp_probe_plan(HOST_CATALOGUE, True, {}, {}, "p", targets, 5, 20, selected=["host-bare"])[0]
+    bare = vf.verify_tcp_probe_plan(HOST_CATALOGUE, enforced=True, wears={}, base_labels={}, probe_label="p", targets=targets,
+                                   timing=TIMING, selected=["host-bare"])[0]
     assert [c["name"] for c in bare["containers"]] == ["tcp-apiserver-node"] and bare["absent"] == ["etcd"]
     with pytest.raises(ValueError, match="no target"):
-        vf.verify_tcp_probe_plan(HOST_CATALOGUE, True, {"invoice_app": {}}, {}, "p", targets, 5, 20, selected=["host-app"])
+        vf.verify_tcp_probe_plan(HOST_CATALOGUE, enforced=True, wears={"invoice_app": {}}, base_labels={}, probe_label="p",
+                                 targets=targets, timing=TIMING, selected=["host-app"])
 
 
 def test_host_targets(vf):
@@ -523,3 +540,111 @@ def test_probe_cleanup_deletes_by_label_once_per_namespace(vf):
         {"method": "DELETE", "path": "/api/v1/namespaces/invoices/pods", "query": {"labelSelector": "invoice-platform/verify-probe"}},
     ]
     assert vf.verify_probe_cleanup_requests([], "x") == []
+
+
+# Reuse of the last full verification (verify_reuse).
+CHECKS = ["pay_flow", "network_policy"]
+STATE = {"sha256": "s1", "objects": {"/api/v1/pods payments/p-1": "u1 10", "/api/v1/nodes n1": "u9"}}
+PROVED = "2026-12-03T10:00:00Z"
+
+
+def proof_report(**override):
+    report = {
+        "result": "PASS", "proved": PROVED, "inputs": "i1", "reused": False,
+        "checks": [{"name": name, "status": "PASS", "summary": name + " ok"} for name in CHECKS],
+        "rbac_matrix": {"cells": 36}, "state": dict(STATE),
+    }
+    report.update(override)
+    return json.dumps(report)
+
+
+def decide(vf, text, state=STATE, checks=CHECKS, inputs="i1", max_age=3600, now="2026-12-03T10:30:00Z"):
+    return vf.verify_reuse_decision(text, state, checks, inputs, max_age, now)
+
+
+def test_a_passing_proof_of_the_same_objects_inputs_and_checks_is_reused_with_its_time(vf):
+    decision = decide(vf, proof_report())
+    assert decision["reuse"] is True
+    assert decision["proved"] == PROVED
+    assert [r["name"] for r in decision["results"]] == CHECKS
+    assert all(r["proved"] == PROVED and r["status"] == "PASS" for r in decision["results"])
+    assert decision["rbac_matrix"] == {"cells": 36}
+    assert "2 objects" in decision["reason"]
+    # A report written by a reuse carries the proof's time, so the age still
+    # counts from the full verification.
+    again = decide(vf, proof_report(reused=True, checks=decision["results"] + [{"name": "invoices_paid", "status": "PASS"}]))
+    assert again["reuse"] is True and again["proved"] == PROVED
+    assert decide(vf, proof_report(), checks=["pay_flow"])["reuse"] is True
+
+
+@pytest.mark.parametrize(
+    "text, kwargs, reason",
+    [
+        ("", {}, "no earlier report"),
+        ("{not json", {}, "not JSON"),
+        (json.dumps({"result": "PASS", "checks": []}), {}, "records no proof"),
+        (proof_report(result="FAIL"), {}, "did not pass"),
+        (proof_report(inputs="i0"), {}, "inputs or tasks changed"),
+        (proof_report(), {"checks": CHECKS + ["pod_security"]}, "did not prove pod_security"),
+        (proof_report(checks=[{"name": "pay_flow", "status": "PASS"}, {"name": "network_policy", "status": "FAIL"}]), {},
+         "did not prove network_policy"),
+        (proof_report(), {"now": "2026-12-03T11:00:01Z"}, "3601 s old, more than 3600 s"),
+        (proof_report(), {"now": "2026-12-03T09:59:00Z"}, "old, more than"),
+        (proof_report(proved="yesterday"), {}, "unreadable"),
+    ],
+)
+def test_anything_but_a_matching_passing_proof_runs_every_check(vf, text, kwargs, reason):
+    decision = decide(vf, text, **kwargs)
+    assert decision["reuse"] is False
+    assert reason in decision["reason"]
+
+
+def test_a_changed_object_runs_every_check_and_is_named(vf):
+    now = {"sha256": "s2", "objects": {"/api/v1/pods payments/p-1": "u1 11", "/api/v1/pods payments/p-2": "u2 12"}}
+    decision = decide(vf, proof_report(), state=now)
+    assert decision["reuse"] is False
+    assert decision["reason"].startswith("3 object(s) differ")
+    for line in ("removed /api/v1/nodes n1", "added /api/v1/pods payments/p-2", "changed /api/v1/pods payments/p-1"):
+        assert line in decision["reason"]
+    many = {"sha256": "s3", "objects": {"/api/v1/pods ns/p-%d" % i: "u" for i in range(30)}}
+    assert decide(vf, proof_report(), state=many)["reason"].endswith("; ...")
+
+
+def test_a_carried_result_says_when_it_was_proved(vf):
+    row = vf.verify_table_row({"name": "pay_flow", "status": "PASS", "summary": "paid", "proved": PROVED})
+    assert row.split() == ["pay_flow", "PASS", "(proved", PROVED + ",", "cluster", "unchanged)", "paid"]
+
+
+@pytest.mark.parametrize("change, message", [({"rule": "sometimes"}, "rule must be own or never"),
+                                             ({"body": "other"}, "body must be restart or leak")])
+def test_a_matrix_entry_with_an_unknown_rule_or_body_is_refused(vf, change, message):
+    matrix = {"namespaced": [dict(MATRIX["namespaced"][0], **change)], "cluster": []}
+    with pytest.raises(ValueError, match=message):
+        vf.verify_rbac_cells(vf.verify_teams(SERVICES), TARGETS, matrix, "/c", "S")
+
+
+def test_probe_plans_take_keywords_and_need_a_timeout_and_attempts(vf):
+    with pytest.raises(TypeError):
+        vf.verify_tcp_probe_plan(TCP_CATALOGUE, True, {}, {}, "p", {}, TIMING)
+    with pytest.raises(ValueError, match="timing lacks attempts"):
+        vf.verify_tcp_probe_plan(TCP_CATALOGUE, enforced=True, wears={"app": {}}, base_labels={}, probe_label="p",
+                                 targets={"db": "x:1", "other": "y:2"}, timing={"timeout": 1})
+
+
+def test_a_container_the_runtime_could_not_start_is_named_as_not_started_with_its_message(vf):
+    own, stranger = tcp_plan(vf)
+    blocked = json.dumps({"mode": "tcp", "ok": False, "kind": "timeout", "error": "i/o timeout"})
+    pod = {"status": {"phase": "Failed", "containerStatuses": [
+        {"name": "tcp-db", "state": {"terminated": {"exitCode": 128, "reason": "StartError",
+                                                    "message": "failed to create containerd task:\n  context deadline exceeded"}}},
+        {"name": "tcp-other", "state": {"terminated": {"exitCode": 1}}}]}}
+    verdict = vf.verify_probe_verdict(pod, {"tcp-db": "", "tcp-other": blocked}, stranger)
+    # Still a failed verdict: a rerun, not a pass, is what a StartError earns.
+    assert not verdict["ok"]
+    assert verdict["not_started"] == ["tcp-db"]
+    assert verdict["checks"][0]["seen"] == (
+        "no result line (exit 128, StartError: failed to create containerd task: context deadline exceeded)")
+    # A container that ran and printed nothing is a failure, not a start error.
+    ran = {"status": {"phase": "Failed", "containerStatuses": [
+        {"name": n, "state": {"terminated": {"exitCode": 2, "reason": "Error"}}} for n in ("tcp-db", "tcp-other")]}}
+    assert vf.verify_probe_verdict(ran, {"tcp-db": "", "tcp-other": blocked}, stranger)["not_started"] == []

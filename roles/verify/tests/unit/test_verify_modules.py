@@ -28,6 +28,7 @@ class FakeAPI(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     csrs = {}
     seen = []
+    lists = {}
     lock = threading.Lock()
     in_flight = most_in_flight = 0
 
@@ -48,7 +49,8 @@ class FakeAPI(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
         FakeAPI.seen.append(dict(method=self.command, path=url.path, query=query, body=body,
-                                 content_type=self.headers.get("Content-Type"), auth=self.headers.get("Authorization")))
+                                 content_type=self.headers.get("Content-Type"), auth=self.headers.get("Authorization"),
+                                 accept=self.headers.get("Accept")))
         if self.headers.get("Authorization") != "Bearer " + TOKEN:
             return self.reply(401, {"kind": "Status", "reason": "Unauthorized"})
         path, method = url.path, self.command
@@ -61,6 +63,8 @@ class FakeAPI(BaseHTTPRequestHandler):
             with FakeAPI.lock:
                 FakeAPI.in_flight -= 1
             return self.reply(200, {"kind": "Status", "name": path.rsplit("/", 1)[1]})
+        if path in FakeAPI.lists:
+            return self.reply(200, {"kind": "List", "items": FakeAPI.lists[path]})
         if path == "/api/v1/namespaces/a/pods" and method == "GET":
             return self.reply(200, {"kind": "PodList", "items": []})
         if path == "/api/v1/namespaces/b/pods":
@@ -287,7 +291,62 @@ def test_every_module_that_talks_to_kubernetes_is_in_the_action_group():
     for module in (PROJECT_ROOT / "plugins" / "modules").glob("*.py"):
         source = module.read_text()
         doc = yaml.safe_load(source.split('DOCUMENTATION = r"""', 1)[1].split('"""', 1)[0])
-        if {"kubeconfig", "context"} <= set(doc["options"]):
+        if ({"kubeconfig", "context"} <= set(doc.get("options") or {})
+                or "invoice_platform.platform.kube" in doc.get("extends_documentation_fragment", [])):
             takes_kubeconfig.add(module.stem)
     assert sorted(groups["kube"]) == sorted(takes_kubeconfig) == [
-        "kube_objects_apply", "verify_cluster_info", "verify_csr_approve", "verify_kube_request"]
+        "kube_objects_apply", "verify_cluster_info", "verify_cluster_state", "verify_csr_approve", "verify_kube_request"]
+
+
+def meta(name, rv, namespace=None, uid=None):
+    out = {"metadata": {"name": name, "resourceVersion": str(rv), "uid": uid or "uid-" + name}}
+    if namespace:
+        out["metadata"]["namespace"] = namespace
+    return out
+
+
+STATE_LISTS = [dict(path="/api/v1/namespaces"), dict(path="/api/v1/pods", versioned=True),
+               dict(path="/api/v1/nodes", versioned=False)]
+
+
+def state(api, **args):
+    return run_module("verify_cluster_state", dict(kubeconfig=api, lists=STATE_LISTS, **args))
+
+
+def test_cluster_state_digests_identity_and_version_asking_for_metadata_only(api):
+    FakeAPI.lists = {
+        "/api/v1/namespaces": [meta("payments", 5), meta("probe", 6)],
+        "/api/v1/pods": [meta("p-1", 10, "payments"), meta("x", 11, "probe")],
+        "/api/v1/nodes": [meta("n1", 100)],
+    }
+    FakeAPI.seen = []
+    first = state(api, exclude_namespaces=["probe"])
+    assert first["changed"] is False
+    # The excluded namespace is left out, and so are the objects in it.
+    assert first["objects"] == {
+        "/api/v1/namespaces payments": "uid-payments 5",
+        "/api/v1/pods payments/p-1": "uid-p-1 10",
+        "/api/v1/nodes n1": "uid-n1",
+    }
+    assert all("as=PartialObjectMetadataList" in seen["accept"] for seen in FakeAPI.seen)
+    # A node's status rewrite (its resourceVersion alone) changes nothing...
+    FakeAPI.lists["/api/v1/nodes"] = [meta("n1", 101)]
+    # ...nor does anything in the excluded namespace.
+    FakeAPI.lists["/api/v1/pods"] = [meta("p-1", 10, "payments"), meta("x", 12, "probe")]
+    assert state(api, exclude_namespaces=["probe"])["sha256"] == first["sha256"]
+    # A write to a pod does, and so does a pod recreated under the same name.
+    FakeAPI.lists["/api/v1/pods"] = [meta("p-1", 13, "payments")]
+    assert state(api, exclude_namespaces=["probe"])["sha256"] != first["sha256"]
+    FakeAPI.lists["/api/v1/pods"] = [meta("p-1", 10, "payments", uid="other")]
+    assert state(api, exclude_namespaces=["probe"])["sha256"] != first["sha256"]
+    # Without the exclusion, the probe namespace counts.
+    assert "/api/v1/namespaces probe" in state(api)["objects"]
+
+
+def test_cluster_state_fails_when_a_list_cannot_be_read(api):
+    FakeAPI.lists = {"/api/v1/namespaces": [], "/api/v1/pods": []}
+    res = run_module("verify_cluster_state", dict(kubeconfig=api, lists=STATE_LISTS))
+    assert res["failed"] is True
+    assert "/api/v1/nodes: 404" in res["msg"]
+    res = run_module("verify_cluster_state", dict(kubeconfig=api, lists=[dict(path="api/v1/pods")]))
+    assert res["failed"] is True and "absolute path" in res["msg"]
