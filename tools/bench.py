@@ -6,7 +6,10 @@ Each phase is a real ansible-playbook run against the same machine:
   cluster-cold   playbooks/cluster.yml after `make destroy` (a new cluster)
   cluster-noop   playbooks/cluster.yml again (the profile is running)
   site-first     site.yml on that fresh cluster (images, resources, checks)
-  site-noop      site.yml again (nothing to change; the checks still run)
+  site-noop      site.yml again (nothing to change: the verification reuses
+                 site-first's proof and reads the invoices; the bench says
+                 whether it did)
+  site-proof     site.yml again with verify_reuse=false (every check runs)
   bundle-noop    playbooks/airgap-bundle.yml on a built bundle (inventory/airgap only)
 
 Then the Kubernetes resources against their raw floor, on the same cluster:
@@ -177,8 +180,11 @@ def main() -> int:
     times["cluster-noop"] = run("cluster-noop", playbook(args, "playbooks/cluster.yml"), log_dir)
     times["site-first"] = run("site-first", playbook(args, "site.yml"), log_dir)
     times["site-noop"] = run("site-noop", playbook(args, "site.yml"), log_dir)
+    reused = "Reusing the last verification" in (log_dir / "site-noop.log").read_text()
+    times["site-proof"] = run("site-proof", playbook(args, "site.yml") + ["-e", "verify_reuse=false"], log_dir)
     resources(args, log_dir, times)
     report(times)
+    print(f"site-noop reused site-first's verification: {'yes' if reused else 'NO (every check ran)'}")
     return 0
 
 
@@ -198,6 +204,7 @@ def report(times: dict[str, float]) -> None:
         ratio = times["site-noop"] / times["site-first"]
         line("site-noop / site-first", ratio, "<= 0.33", ratio <= 1 / 3)
         line("site-noop (s)", times["site-noop"], "<= 30 s", times["site-noop"] <= 30)
+        line("site-proof / site-noop", times["site-proof"] / times["site-noop"])
     ratio = times["resources-fresh"] / times["floor-fresh"]
     line("resources-fresh / floor-fresh", ratio, "<= 2", ratio <= 2)
     line("resources-noop / floor-noop", times["resources-noop"] / times["floor-noop"])
