@@ -8,6 +8,7 @@ playbook gives it, on an inventory whose shared facts are overridden."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -98,3 +99,57 @@ def test_each_service_gets_the_same_shared_inputs(tmp_path, shared, service):
         assert got["config"]["PAYMENT_PROVIDER_URL"] == shared["urls"]["payment_provider"]
     assert got["labels"] == shared["labels"]
     assert got["uid"] == [4242, 4242]
+
+
+ROLE_PARTS = ("defaults", "vars", "tasks", "handlers", "templates")
+ROLES = sorted(p.name for p in (PROJECT_ROOT / "roles").iterdir() if (p / "meta" / "argument_specs.yml").is_file())
+# A YAML key being set (a parameter handed to an included role, a module
+# argument) is not a read; only the names inside the values are.
+KEY = re.compile(r"^\s*(?:-\s+)?[A-Za-z_][A-Za-z0-9_]*:")
+COMMENT = re.compile(r"^\s*(?:#|\{#)")
+
+
+def declared_inputs(role: str) -> set[str]:
+    specs = yaml.safe_load((PROJECT_ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())
+    return {name for spec in specs["argument_specs"].values() for name in spec.get("options", {})}
+
+
+def foreign_reads(role: str) -> list[str]:
+    """Names a role's files read that belong to the platform (platform_*)
+    or to another role (its prefix), and that its argument spec does not
+    declare as an input."""
+    foreign = re.compile(r"(?<![A-Za-z0-9_.])((?:platform|" + "|".join(r for r in ROLES if r != role) + r")_[a-z0-9_]+)")
+    declared = declared_inputs(role)
+    found = []
+    for part in ROLE_PARTS:
+        for path in sorted((PROJECT_ROOT / "roles" / role / part).rglob("*")):
+            if not path.is_file():
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if COMMENT.match(line):
+                    continue
+                for name in foreign.findall(KEY.sub("", line)):
+                    if name not in declared:
+                        found.append(f"{path.relative_to(PROJECT_ROOT)}:{number}: {name}")
+    return found
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_role_reads_only_its_declared_inputs_of_the_shared_facts(role):
+    """A shared fact reaches a role only as an input its argument spec
+    declares and its playbook passes; a role that read a global would follow
+    an inventory no play of the role's own ever shows."""
+    assert foreign_reads(role) == []
+
+
+def test_the_guard_sees_a_global_read(tmp_path, monkeypatch):
+    """The check above would find a role reading platform_name by itself."""
+    role = tmp_path / "roles" / "probe_role"
+    (role / "meta").mkdir(parents=True)
+    (role / "meta" / "argument_specs.yml").write_text("argument_specs: {main: {options: {probe_role_name: {type: str}}}}\n")
+    (role / "tasks").mkdir()
+    (role / "tasks" / "main.yml").write_text(
+        "- name: Set\n  ansible.builtin.set_fact:\n    probe_role_name: \"{{ platform_name }}\"\n"
+        "    kube_objects_list: \"{{ probe_role_name }}\"\n")
+    monkeypatch.setattr(__import__(__name__), "PROJECT_ROOT", tmp_path)
+    assert foreign_reads("probe_role") == ["roles/probe_role/tasks/main.yml:3: platform_name"]
